@@ -1,0 +1,3 @@
+export * from './step.decorator';
+export * from './workflow-metadata';
+export * from './workflow.decorator';

@@ -1,0 +1,23 @@
+/** What @Workflow records, normalized and validated. */
+export interface WorkflowMetadata {
+  name: string;
+  version: string;
+  timeoutMs?: number;
+}
+
+/** What @Step records, normalized and validated. */
+export interface StepMetadata {
+  name: string;
+  transactional: boolean;
+  timeoutMs?: number;
+  retry: ResolvedRetryPolicy;
+}
+
+export interface ResolvedRetryPolicy {
+  maxAttempts: number;
+  initialDelayMs: number;
+  backoffFactor: number;
+  maxDelayMs: number;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  nonRetryable: (abstract new (...args: any[]) => Error)[];
+}

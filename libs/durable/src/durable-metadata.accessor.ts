@@ -1,0 +1,18 @@
+import { Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { STEP_METADATA, WORKFLOW_METADATA } from './durable.constants';
+import type { StepMetadata, WorkflowMetadata } from './decorators';
+
+/** The one reader of @Workflow/@Step metadata. */
+@Injectable()
+export class DurableMetadataAccessor {
+  constructor(private readonly reflector: Reflector) {}
+
+  getWorkflowMetadata(target: object): WorkflowMetadata | undefined {
+    return this.reflector.get<WorkflowMetadata | undefined>(WORKFLOW_METADATA, target as () => void);
+  }
+
+  getStepMetadata(target: object): StepMetadata | undefined {
+    return this.reflector.get<StepMetadata | undefined>(STEP_METADATA, target as () => void);
+  }
+}

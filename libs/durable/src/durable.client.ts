@@ -1,0 +1,192 @@
+import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { durableScope } from './context';
+import { DEFAULT_VERSION, WORKFLOW_NAME_SYMBOL } from './durable.constants';
+import { messages } from './durable.messages';
+import { DurableOptionsHolder } from './durable.options';
+import { DurableWorker } from './durable.worker';
+import { toOptionalMilliseconds } from './duration';
+import { RunResultWaiter } from './engine/run-result.waiter';
+import { InvalidArgumentError, RunConflictError, RunNotFoundError } from './errors';
+import type {
+  ListRunsOptions,
+  ResultOptions,
+  RunInfo,
+  RunPage,
+  RunStatus,
+  StartOptions,
+  StepInfo,
+  WorkflowHandle,
+} from './interfaces';
+import { DurableStore, NewRun } from './persistence/durable.store';
+import { decodeJson, encodeJson } from './persistence/json-codec';
+import type { RunRow, StepRow } from './persistence/row-types';
+import { assertValidId } from './validation';
+import { WorkflowRegistry } from './workflow.registry';
+
+const STATUSES: RunStatus[] = ['pending', 'running', 'sleeping', 'waiting', 'succeeded', 'failed', 'cancelled'];
+const MAX_PAGE = 1_000;
+
+/** A workflow to start: its registered name, or the decorated method itself (`service.provision`). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type WorkflowRef = string | ((...args: any[]) => unknown);
+
+/**
+ * Starts runs and reads their state. Inject it anywhere once DurableModule is imported.
+ * @example
+ * const handle = await client.start('provisionTenant', [tenantId], { id: `tenant:${tenantId}` });
+ * const result = await handle.result({ timeout: '30s' });
+ */
+@Injectable()
+export class DurableClient {
+  constructor(
+    private readonly store: DurableStore,
+    private readonly registry: WorkflowRegistry,
+    private readonly worker: DurableWorker,
+    private readonly waiter: RunResultWaiter,
+    private readonly options: DurableOptionsHolder,
+  ) {}
+
+  /**
+   * Starts a run, or returns the existing run with that id. With a `manager` (or inside a transactional
+   * step) the run is inserted in that transaction and exists only once it commits.
+   */
+  async start<R = unknown>(workflow: WorkflowRef, args: unknown[] = [], opts: StartOptions = {}): Promise<WorkflowHandle<R>> {
+    const name = this.workflowName(workflow);
+    if (!Array.isArray(args)) throw new InvalidArgumentError(`start("${name}") expects the workflow's arguments as an array.`);
+    const id = opts.id ?? randomUUID();
+    assertValidId('run id', id);
+    const registered = this.registry.latest(name);
+    const run: NewRun = {
+      id,
+      workflow: name,
+      version: registered?.version ?? DEFAULT_VERSION,
+      input: encodeJson(args, `Input of workflow "${name}"`, this.options.value.maxPayloadBytes),
+      timeoutMs: toOptionalMilliseconds(opts.timeout) ?? registered?.timeoutMs,
+    };
+    const manager = opts.manager ?? durableScope.getStore()?.step?.manager;
+    if (!manager && registered && this.worker.reserveSlot()) {
+      // Executed here at once: the INSERT is the claim, so a run costs one write to start.
+      let claimed;
+      try {
+        claimed = await this.store.insertOwnedRun(run, this.options.value.executorId);
+      } catch (error) {
+        this.worker.releaseSlot();
+        throw error;
+      }
+      if (claimed) {
+        this.worker.executeReserved(claimed);
+        return this.handle<R>(id);
+      }
+      this.worker.releaseSlot();
+    } else if (await this.store.insertPendingRun(run, manager)) {
+      return this.handle<R>(id);
+    }
+    const existing = await this.store.findRunWorkflow(id, manager);
+    if (existing !== undefined && existing !== name) throw new RunConflictError(messages.runConflict(id, existing, name));
+    return this.handle<R>(id);
+  }
+
+  /** A handle on a run by id (not checked until used). */
+  handle<R = unknown>(id: string): WorkflowHandle<R> {
+    assertValidId('run id', id);
+    return {
+      id,
+      result: (options: ResultOptions = {}) =>
+        this.waiter.wait<R>(id, toOptionalMilliseconds(options.timeout), this.worker.isExecuting(id)),
+      status: async () => {
+        const info = await this.status<R>(id);
+        if (!info) throw new RunNotFoundError(messages.runNotFound(id));
+        return info;
+      },
+    };
+  }
+
+  /** The run with its recorded steps, or null. */
+  async status<R = unknown>(id: string): Promise<RunInfo<R> | null> {
+    assertValidId('run id', id);
+    const [row, steps] = await Promise.all([this.store.getRun(id), this.store.loadSteps(id)]);
+    return row ? { ...toRunSummary<R>(row), steps: steps.map(toStepInfo) } : null;
+  }
+
+  /** Runs newest first, filtered; pass `next` back as `after` for the following page. */
+  async list(options: ListRunsOptions = {}): Promise<RunPage> {
+    const limit = options.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
+      throw new InvalidArgumentError(`list(): limit must be an integer from 1 to ${MAX_PAGE}.`);
+    }
+    const statuses = options.status === undefined ? undefined : [options.status].flat();
+    if (statuses?.some((s) => !STATUSES.includes(s))) {
+      throw new InvalidArgumentError(`list(): status must be one of ${STATUSES.join(', ')}.`);
+    }
+    const rows = await this.store.listRuns({
+      statuses,
+      workflow: options.workflow,
+      createdAfter: options.createdAfter,
+      createdBefore: options.createdBefore,
+      cursor: options.after === undefined ? undefined : decodeCursor(options.after),
+      limit: limit + 1,
+    });
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      runs: page.map((row) => toRunSummary(row)),
+      next: rows.length > limit && last ? encodeCursor(last) : undefined,
+    };
+  }
+
+  private workflowName(workflow: WorkflowRef): string {
+    if (typeof workflow === 'string') {
+      assertValidId('workflow name', workflow);
+      return workflow;
+    }
+    const name = (workflow as unknown as Record<symbol, unknown>)?.[WORKFLOW_NAME_SYMBOL];
+    if (typeof name !== 'string') {
+      throw new InvalidArgumentError('start() expects a workflow name or a @Workflow method of a provider.');
+    }
+    return name;
+  }
+}
+
+function toRunSummary<R>(row: RunRow): Omit<RunInfo<R>, 'steps'> {
+  return {
+    id: row.id,
+    workflow: row.workflow,
+    version: row.version,
+    status: row.status,
+    input: decodeJson(row.input) as unknown[],
+    output: row.output === null ? undefined : (decodeJson(row.output) as R),
+    error: row.error,
+    attempts: row.attempts,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function toStepInfo(row: StepRow): StepInfo {
+  return {
+    key: row.key,
+    name: row.name,
+    kind: row.kind,
+    status: row.status,
+    output: row.output === null ? undefined : decodeJson(row.output),
+    error: row.error,
+    attempts: row.attempts,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+function encodeCursor(row: RunRow & { cursor_ts?: string }): string {
+  return Buffer.from(JSON.stringify([row.cursor_ts, row.id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: string; id: string } {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
+    if (typeof createdAt === 'string' && typeof id === 'string') return { createdAt, id };
+  } catch {
+    // fall through to the typed error
+  }
+  throw new InvalidArgumentError('list(): `after` is not a cursor returned by a previous list() call.');
+}

@@ -1,0 +1,67 @@
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
+import { WORKFLOW_NAME_SYMBOL } from './durable.constants';
+import { DurableMetadataAccessor } from './durable-metadata.accessor';
+import { messages } from './durable.messages';
+import { DurableCallInterceptor } from './engine/durable-call.interceptor';
+import { WorkflowRegistry } from './workflow.registry';
+
+type Method = (...args: unknown[]) => unknown;
+
+/**
+ * At onModuleInit, walks every provider, registers its @Workflow methods and installs the durable
+ * wrappers of its @Workflow/@Step methods on the instance.
+ */
+@Injectable()
+export class DurableExplorer implements OnModuleInit {
+  private readonly logger = new Logger('Durable');
+
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly accessor: DurableMetadataAccessor,
+    private readonly registry: WorkflowRegistry,
+    private readonly interceptor: DurableCallInterceptor,
+  ) {}
+
+  onModuleInit(): void {
+    const seen = new WeakSet<object>();
+    for (const wrapper of this.discovery.getProviders()) this.explore(wrapper, seen);
+  }
+
+  private explore(wrapper: InstanceWrapper, seen: WeakSet<object>): void {
+    const instance = wrapper.instance as Record<string, Method> | undefined;
+    const prototype = wrapper.metatype?.prototype ?? (instance ? Object.getPrototypeOf(instance) : undefined);
+    if (!prototype || typeof prototype !== 'object') return;
+    const decorated = this.scanner
+      .getAllMethodNames(prototype)
+      .filter((name) => this.accessor.getWorkflowMetadata(prototype[name]) || this.accessor.getStepMetadata(prototype[name]));
+    if (decorated.length === 0) return;
+    const className = wrapper.metatype?.name ?? String(wrapper.name);
+    if (!wrapper.isDependencyTreeStatic()) {
+      this.logger.warn(messages.requestScoped(className));
+      return;
+    }
+    if (!instance || typeof instance !== 'object' || seen.has(instance)) return;
+    seen.add(instance);
+    for (const methodName of decorated) {
+      const original = prototype[methodName] as Method;
+      const workflow = this.accessor.getWorkflowMetadata(original);
+      const step = this.accessor.getStepMetadata(original);
+      if (workflow) {
+        this.registry.add({
+          name: workflow.name,
+          version: workflow.version,
+          timeoutMs: workflow.timeoutMs,
+          location: `${className}.${methodName}`,
+          invoke: async (args) => original.apply(instance, args),
+        });
+        Object.defineProperty(original, WORKFLOW_NAME_SYMBOL, { value: workflow.name, configurable: true });
+        instance[methodName] = this.interceptor.wrapWorkflow(workflow, methodName);
+      } else if (step) {
+        instance[methodName] = this.interceptor.wrapStep(step, original, methodName);
+      }
+    }
+  }
+}

@@ -1,0 +1,58 @@
+/** Every user-facing string of the library, so wording stays consistent and greppable. */
+export const messages = {
+  invalidOption: (option: string, value: unknown, expected: string) =>
+    `DurableModule option "${option}" is invalid (got ${describe(value)}): expected ${expected}.`,
+  notPostgres: (type: unknown) =>
+    `DurableModule needs a PostgreSQL DataSource (type "postgres"), got type ${describe(type)}.`,
+  invalidDuration: (value: unknown) =>
+    `Invalid duration ${describe(value)}: use a number of milliseconds or a string like '500ms', '1.5s', '5m', '2h', '1d'.`,
+  invalidId: (what: string, value: unknown, max: number) =>
+    `Invalid ${what} ${describe(value)}: expected a string of 1-${max} characters.`,
+  duplicateWorkflow: (name: string, version: string, first: string, second: string) =>
+    `Workflow "${name}" (version ${version}) is declared twice: in ${first} and in ${second}. Give one an explicit name: @Workflow('otherName').`,
+  workflowNotRegistered: (name: string) =>
+    `Workflow "${name}" is not registered in this process. Decorate a provider method with @Workflow('${name}'), or start it by name from a process that has it registered.`,
+  workflowVersionNotServed: (name: string, version: string, runId: string) =>
+    `Run "${runId}" needs workflow "${name}" version ${version}, which no process here serves; it stays pending until a replica with that version starts.`,
+  runConflict: (id: string, existing: string, requested: string) =>
+    `A run with id "${id}" already exists for workflow "${existing}"; it cannot be started as "${requested}". Ids are idempotency keys: use another id.`,
+  runNotFound: (id: string) => `No run with id "${id}".`,
+  replayMismatch: (runId: string, expected: string[], actual: string) =>
+    `Run "${runId}" called step "${actual}" but its history expects ${expected.map((k) => `"${k}"`).join(', ')} next. ` +
+    'The workflow code changed incompatibly; its recorded steps are kept: deploy the matching code and resume the run.',
+  leaseLost: (runId: string, epoch: number) =>
+    `Run "${runId}" is no longer owned by this process (epoch ${epoch}): another executor took it over. This process abandoned it.`,
+  nonSerializable: (where: string, path: string, reason: string) =>
+    `${where} cannot be stored as JSON: ${path} is ${reason}. Return plain data (objects, arrays, strings, numbers, booleans, null, Dates).`,
+  payloadTooLarge: (where: string, bytes: number, max: number) =>
+    `${where} is ${bytes} bytes as JSON, over the limit of ${max} bytes (option maxPayloadBytes). Store large data in your own tables and pass its id.`,
+  stepTimeout: (key: string, ms: number) => `Step "${key}" timed out after ${ms} ms.`,
+  workflowTimeout: (runId: string) => `Run "${runId}" passed its deadline (workflow timeout).`,
+  resultTimeout: (runId: string, ms: number) =>
+    `Run "${runId}" did not finish within ${ms} ms; it goes on running. Call handle.result() again later.`,
+  workflowFailed: (runId: string, cause: string) => `Run "${runId}" failed: ${cause}`,
+  runCancelled: (runId: string, reason?: string) =>
+    `Run "${runId}" was cancelled${reason ? `: ${reason}` : ''}.`,
+  outsideWorkflow: (api: string) =>
+    `${api} can only be called inside a running @Workflow method (or a @Step it calls).`,
+  outsideTransactionalStep: () =>
+    'Durable.manager() can only be called inside a @Step({ transactional: true }) method.',
+  requestScoped: (className: string) =>
+    `${className} is request-scoped (or depends on a request-scoped provider); its @Workflow/@Step methods are ignored. Make it a singleton to use them durably.`,
+  reservedName: (kind: string, name: string) =>
+    `${kind} name "${name}" is reserved: names starting with "$" belong to the library.`,
+  unknownWorkflowAtRecovery: (runId: string, name: string, version: string) =>
+    `Run "${runId}" of workflow "${name}" version ${version} cannot be executed here: not registered in this process. It stays recoverable.`,
+  workerDisabled: () => 'This process runs with worker: false; it never executes runs.',
+} as const;
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'function') return 'a function';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}

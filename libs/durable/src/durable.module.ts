@@ -1,0 +1,51 @@
+import { Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { DurableClient } from './durable.client';
+import { DurableExplorer } from './durable.explorer';
+import { DurableMetadataAccessor } from './durable-metadata.accessor';
+import { DurableConfigurableModule } from './durable.module-definition';
+import { DurableOptionsHolder } from './durable.options';
+import { DurableScheduler } from './durable.scheduler';
+import { DurableWorker } from './durable.worker';
+import { CheckpointWriter } from './engine/checkpoint.writer';
+import { DurableCallInterceptor } from './engine/durable-call.interceptor';
+import { DurableEvents } from './engine/durable.events';
+import { RunResultWaiter } from './engine/run-result.waiter';
+import { StepRunner } from './engine/step.runner';
+import { WorkflowExecutor } from './engine/workflow.executor';
+import { DurableStore } from './persistence/durable.store';
+import { NotificationListener } from './persistence/notification.listener';
+import { WorkflowRegistry } from './workflow.registry';
+
+/**
+ * Durable workflows on the app's PostgreSQL. Needs TypeOrmModule (a postgres DataSource) and
+ * ScheduleModule.forRoot() in the app; global, so DurableClient can be injected anywhere.
+ * @example
+ * imports: [
+ *   TypeOrmModule.forRoot({ type: 'postgres', url, migrations: [...durableMigrations()], migrationsRun: true }),
+ *   ScheduleModule.forRoot(),
+ *   DurableModule.forRoot({ concurrency: 20 }),
+ * ]
+ */
+@Module({
+  imports: [DiscoveryModule],
+  providers: [
+    DurableOptionsHolder,
+    DurableMetadataAccessor,
+    WorkflowRegistry,
+    DurableExplorer,
+    DurableStore,
+    DurableEvents,
+    CheckpointWriter,
+    StepRunner,
+    WorkflowExecutor,
+    DurableWorker,
+    RunResultWaiter,
+    NotificationListener,
+    DurableScheduler,
+    DurableClient,
+    DurableCallInterceptor,
+  ],
+  exports: [DurableClient],
+})
+export class DurableModule extends DurableConfigurableModule {}

@@ -1,0 +1,104 @@
+import {
+  BeforeApplicationShutdown,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  Optional,
+} from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { HEARTBEAT_INTERVAL_NAME, SWEEP_INTERVAL_NAME } from './durable.constants';
+import { messages } from './durable.messages';
+import { DurableOptionsHolder } from './durable.options';
+import { DurableWorker } from './durable.worker';
+import { InvalidOptionsError } from './errors';
+import { DurableStore } from './persistence/durable.store';
+import { NotificationListener } from './persistence/notification.listener';
+import { WorkflowRegistry } from './workflow.registry';
+
+const UNSERVED_REPORT_EVERY = 30;
+
+/**
+ * Lifecycle of the engine in this process: at bootstrap, heartbeat, recover this executor's and dead
+ * executors' runs and start claiming; periodically, heartbeat and sweep (registered in @nestjs/schedule's
+ * SchedulerRegistry); before shutdown, stop claiming, drain and release leases.
+ */
+@Injectable()
+export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Durable');
+  private readonly reported = new Set<string>();
+  private readonly heartbeatName: string;
+  private readonly sweepName: string;
+  private sweeps = 0;
+  private started = false;
+
+  constructor(
+    private readonly store: DurableStore,
+    private readonly worker: DurableWorker,
+    private readonly listener: NotificationListener,
+    private readonly registry: WorkflowRegistry,
+    private readonly options: DurableOptionsHolder,
+    @Optional() private readonly schedulerRegistry?: SchedulerRegistry,
+  ) {
+    if (!schedulerRegistry) {
+      throw new InvalidOptionsError(
+        'DurableModule needs @nestjs/schedule: add ScheduleModule.forRoot() to the imports of your root module.',
+      );
+    }
+    this.heartbeatName = `${HEARTBEAT_INTERVAL_NAME}:${options.value.schema}`;
+    this.sweepName = `${SWEEP_INTERVAL_NAME}:${options.value.schema}`;
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const { worker, executorId, recoverOnStartup, leaseMs, heartbeatMs, pollIntervalMs } = this.options.value;
+    await this.listener.start();
+    this.started = true;
+    if (!worker) return;
+    await this.store.heartbeat(executorId);
+    if (recoverOnStartup) {
+      const recovered = await this.store.releaseOrphanedRuns(leaseMs, executorId);
+      if (recovered > 0) this.logger.log(`Recovered ${recovered} interrupted run(s) for execution.`);
+    }
+    this.worker.start();
+    this.schedulerRegistry!.addInterval(this.heartbeatName, setInterval(() => void this.heartbeat(), heartbeatMs));
+    this.schedulerRegistry!.addInterval(this.sweepName, setInterval(() => void this.sweep(), pollIntervalMs));
+    await this.worker.poke();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    for (const name of [this.heartbeatName, this.sweepName]) {
+      if (this.schedulerRegistry!.doesExist('interval', name)) this.schedulerRegistry!.deleteInterval(name);
+    }
+    if (this.options.value.worker) await this.worker.stop(this.options.value.shutdownTimeoutMs);
+    await this.listener.stop();
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      await this.store.heartbeat(this.options.value.executorId);
+    } catch (error) {
+      this.logger.warn(`Heartbeat failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** Returns dead executors' runs to the queue, claims what is due, and reports runs nobody serves. */
+  private async sweep(): Promise<void> {
+    try {
+      await this.store.releaseOrphanedRuns(this.options.value.leaseMs, null);
+      await this.worker.poke();
+      if (this.sweeps++ % UNSERVED_REPORT_EVERY === 0) await this.reportUnserved();
+    } catch (error) {
+      this.logger.warn(`Sweep failed: ${(error as Error).message}`);
+    }
+  }
+
+  private async reportUnserved(): Promise<void> {
+    const runs = await this.store.findUnservedRuns(this.options.value.leaseMs, this.registry.served(), 20);
+    for (const run of runs) {
+      if (this.reported.has(run.id)) continue;
+      this.reported.add(run.id);
+      this.logger.warn(messages.workflowVersionNotServed(run.workflow, run.version, run.id));
+    }
+  }
+}

@@ -1,0 +1,128 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { DurableOptionsHolder } from './durable.options';
+import { DurableEvents } from './engine/durable.events';
+import { delay } from './engine/retry-delay';
+import { RunExecution } from './engine/run-execution';
+import { WorkflowExecutor } from './engine/workflow.executor';
+import { DurableStore } from './persistence/durable.store';
+import type { ClaimedRun } from './persistence/row-types';
+import { WorkflowRegistry } from './workflow.registry';
+
+/**
+ * Executes runs in this process within the `concurrency` bound: runs started here (inline, no claim
+ * needed) and runs claimed from the queue when notified or polled. Owns the set of runs in flight.
+ */
+@Injectable()
+export class DurableWorker {
+  private readonly logger = new Logger('Durable');
+  private readonly inFlight = new Map<string, { execution?: RunExecution; done: Promise<void> }>();
+  private reserved = 0;
+  private accepting = false;
+  private claiming = false;
+  /** Set when work may be waiting (a notification came, or a claim filled every free slot). */
+  private moreWork = false;
+
+  constructor(
+    private readonly store: DurableStore,
+    private readonly executor: WorkflowExecutor,
+    private readonly registry: WorkflowRegistry,
+    private readonly events: DurableEvents,
+    private readonly options: DurableOptionsHolder,
+  ) {}
+
+  get running(): boolean {
+    return this.accepting;
+  }
+
+  start(): void {
+    if (!this.options.value.worker || this.registry.size === 0) return;
+    this.accepting = true;
+    this.events.onRunAvailable(() => {
+      this.moreWork = true;
+      void this.poke();
+    });
+  }
+
+  isExecuting(runId: string): boolean {
+    return this.inFlight.has(runId);
+  }
+
+  /** Takes a slot for a run about to be started here; false when this process should not execute it. */
+  reserveSlot(): boolean {
+    if (!this.accepting || this.inFlight.size + this.reserved >= this.options.value.concurrency) return false;
+    this.reserved++;
+    return true;
+  }
+
+  releaseSlot(): void {
+    this.reserved--;
+  }
+
+  /** Executes a run this process inserted already claimed (after reserveSlot). */
+  executeReserved(run: ClaimedRun): void {
+    this.reserved--;
+    this.launch(run);
+  }
+
+  /** Claims due runs into the free slots, repeating while claims come back full. */
+  async poke(): Promise<void> {
+    if (!this.accepting) return;
+    if (this.claiming) {
+      this.moreWork = true;
+      return;
+    }
+    this.claiming = true;
+    try {
+      for (;;) {
+        this.moreWork = false;
+        const free = this.options.value.concurrency - this.inFlight.size - this.reserved;
+        if (free <= 0 || !this.accepting) {
+          this.moreWork = true;
+          return;
+        }
+        const runs = await this.store.claimRuns(this.options.value.executorId, this.registry.served(), free);
+        for (const run of runs) this.launch(run);
+        if (runs.length < free && !this.moreWork) return;
+      }
+    } catch (error) {
+      this.logger.error(`Claiming runs failed: ${(error as Error).message}`);
+    } finally {
+      this.claiming = false;
+    }
+  }
+
+  /** Stops claiming, lets runs in flight finish within `timeoutMs`, then gives the rest back. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.accepting = false;
+    const drained = Promise.allSettled([...this.inFlight.values()].map((entry) => entry.done));
+    const bound = new AbortController();
+    await Promise.race([drained, delay(timeoutMs, bound.signal).catch(() => undefined)]);
+    bound.abort();
+    if (this.inFlight.size > 0) {
+      this.logger.warn(`Shutting down with ${this.inFlight.size} run(s) in flight; releasing them to other replicas.`);
+    }
+    await this.store.releaseRunsOf(this.options.value.executorId);
+    const shutdown = new Error('This process is shutting down; the run was released to another replica.');
+    for (const entry of this.inFlight.values()) entry.execution?.halt('shutdown', shutdown);
+  }
+
+  private launch(run: ClaimedRun): void {
+    const entry: { execution?: RunExecution; done: Promise<void> } = { done: Promise.resolve() };
+    this.inFlight.set(run.id, entry);
+    entry.done = this.executor
+      .prepare(run)
+      .then((execution) => {
+        entry.execution = execution;
+        return this.executor.execute(execution);
+      })
+      .catch(async (error: Error) => {
+        this.logger.error(`Run "${run.id}" could not be executed: ${error.message}`, error.stack);
+        const lease = { runId: run.id, executorId: this.options.value.executorId, epoch: run.epoch };
+        await this.store.releaseRun(lease).catch(() => undefined);
+      })
+      .finally(() => {
+        this.inFlight.delete(run.id);
+        if (this.moreWork) void this.poke();
+      });
+  }
+}

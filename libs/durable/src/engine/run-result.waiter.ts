@@ -1,0 +1,88 @@
+import { Injectable } from '@nestjs/common';
+import { messages } from '../durable.messages';
+import { DurableOptionsHolder } from '../durable.options';
+import { RecordedError, ResultTimeoutError, RunCancelledError, RunNotFoundError, WorkflowFailedError } from '../errors';
+import { DurableStore } from '../persistence/durable.store';
+import { decodeJson } from '../persistence/json-codec';
+import type { RunRow } from '../persistence/row-types';
+import { DurableEvents, RunEnded } from './durable.events';
+
+const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+
+/**
+ * Waits for a run's end without polling: in-process completion events for runs executed here, NOTIFY
+ * 'done:<id>' for runs executed elsewhere, and a slow poll only as a safety net.
+ */
+@Injectable()
+export class RunResultWaiter {
+  constructor(
+    private readonly store: DurableStore,
+    private readonly events: DurableEvents,
+    private readonly options: DurableOptionsHolder,
+  ) {}
+
+  wait<R>(id: string, timeoutMs: number | undefined, executingHere: boolean): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      let settled = false;
+      let checking = false;
+      const timers: NodeJS.Timeout[] = [];
+      const cleanup: (() => void)[] = [];
+      const finish = (settle: () => void) => {
+        if (settled) return;
+        settled = true;
+        timers.forEach(clearTimeout);
+        timers.forEach(clearInterval);
+        cleanup.forEach((fn) => fn());
+        settle();
+      };
+      const fromEnded = (ended: RunEnded) =>
+        finish(() => {
+          try {
+            resolve(outcome<R>(ended));
+          } catch (error) {
+            reject(error);
+          }
+        });
+      const check = async () => {
+        if (settled || checking) return;
+        checking = true;
+        try {
+          const row = await this.store.getRun(id);
+          if (!row) return finish(() => reject(new RunNotFoundError(messages.runNotFound(id))));
+          if (TERMINAL.has(row.status)) fromEnded(endedFromRow(row));
+        } catch (error) {
+          finish(() => reject(error));
+        } finally {
+          checking = false;
+        }
+      };
+      // Listen first, then look: an end between the two is not missed.
+      cleanup.push(this.events.onRunEnded(id, (ended) => (ended ? fromEnded(ended) : void check())));
+      cleanup.push(this.events.onReconnected(() => void check()));
+      timers.push(setInterval(() => void check(), this.options.value.pollIntervalMs * 10));
+      if (timeoutMs !== undefined) {
+        timers.push(setTimeout(() => finish(() => reject(new ResultTimeoutError(messages.resultTimeout(id, timeoutMs)))), timeoutMs));
+      }
+      if (!executingHere) void check();
+    });
+  }
+}
+
+export function endedFromRow(row: RunRow): RunEnded {
+  return {
+    id: row.id,
+    status: row.status as RunEnded['status'],
+    output: row.output === null ? undefined : decodeJson(row.output),
+    error: row.error,
+  };
+}
+
+function outcome<R>(ended: RunEnded): R {
+  if (ended.status === 'succeeded') return ended.output as R;
+  if (ended.status === 'cancelled') {
+    const reason = ended.error?.message;
+    throw new RunCancelledError(messages.runCancelled(ended.id, reason), ended.id, reason);
+  }
+  const cause = new RecordedError(ended.error ?? { name: 'Error', message: 'unknown error' });
+  throw new WorkflowFailedError(messages.workflowFailed(ended.id, `${cause.name}: ${cause.message}`), ended.id, cause);
+}

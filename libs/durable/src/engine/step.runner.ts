@@ -1,0 +1,156 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { DataSource, EntityManager } from 'typeorm';
+import { durableScope, DurableScope } from '../context';
+import { DURABLE_DATA_SOURCE, PARK_RETRY_AFTER_MS } from '../durable.constants';
+import { messages } from '../durable.messages';
+import { DurableOptionsHolder } from '../durable.options';
+import type { StepMetadata } from '../decorators';
+import {
+  LeaseLostError,
+  NonSerializableError,
+  PayloadTooLargeError,
+  RecordedError,
+  ReplayMismatchError,
+  RunCancelledError,
+  StepTimeoutError,
+} from '../errors';
+import type { StepKind } from '../interfaces';
+import { DurableStore } from '../persistence/durable.store';
+import { decodeJson, encodeJson } from '../persistence/json-codec';
+import type { StepRecord } from '../persistence/row-types';
+import { toErrorInfo } from './error-info';
+import { delay, retryDelay } from './retry-delay';
+import { RunExecution } from './run-execution';
+import { CheckpointWriter } from './checkpoint.writer';
+
+/** Errors that end a step at once, whatever its retry policy says. */
+const NEVER_RETRIED = [NonSerializableError, PayloadTooLargeError, ReplayMismatchError, RunCancelledError, LeaseLostError];
+
+/**
+ * Runs one @Step call of a workflow: replays its recorded outcome, or executes it with retries and
+ * records the outcome with a single fenced INSERT (inside the step's own transaction when transactional).
+ */
+@Injectable()
+export class StepRunner {
+  constructor(
+    @Inject(DURABLE_DATA_SOURCE) private readonly dataSource: DataSource,
+    private readonly store: DurableStore,
+    private readonly checkpoints: CheckpointWriter,
+    private readonly options: DurableOptionsHolder,
+  ) {}
+
+  async run(
+    execution: RunExecution,
+    meta: StepMetadata,
+    call: () => Promise<unknown>,
+    kind: StepKind = 'step',
+  ): Promise<unknown> {
+    execution.throwIfHalted();
+    const key = execution.nextKey(meta.name);
+    const recorded = execution.takeRecorded(key);
+    if (recorded?.status === 'succeeded') return decodeJson(recorded.output);
+    if (recorded?.status === 'failed') throw execution.markStepError(new RecordedError(recorded.error!), key);
+    if (!recorded) await this.assertNoMismatch(execution, key);
+
+    const startedAt = recorded?.started_at ?? new Date();
+    for (let attempt = (recorded?.attempts ?? 0) + 1; ; attempt++) {
+      execution.throwIfHalted();
+      try {
+        return await this.attempt(execution, meta, key, kind, attempt, startedAt, call);
+      } catch (error) {
+        execution.throwIfHalted();
+        const retryable =
+          attempt < meta.retry.maxAttempts &&
+          !NEVER_RETRIED.some((type) => error instanceof type) &&
+          !meta.retry.nonRetryable.some((type) => error instanceof type);
+        const record = this.outcome(meta, key, kind, retryable ? 'retrying' : 'failed', attempt, startedAt);
+        record.error = JSON.stringify(toErrorInfo(error));
+        await this.checkpoints.write(execution, record);
+        if (!retryable) throw execution.markStepError(error, key);
+        const wait = retryDelay(meta.retry, attempt);
+        if (wait > PARK_RETRY_AFTER_MS) await this.checkpoints.park(execution, 'sleeping', wait);
+        await delay(wait, execution.signal);
+      }
+    }
+  }
+
+  /**
+   * A step not in the history while recorded steps remain unreplayed is a mismatch. Steps started
+   * together (Promise.all) take their keys in the same turn, so the check waits one turn for siblings.
+   */
+  private async assertNoMismatch(execution: RunExecution, key: string): Promise<void> {
+    if (execution.unreplayedKeys().length === 0) return;
+    await nextTurn();
+    const expected = execution.unreplayedKeys();
+    if (expected.length === 0) return;
+    const error = new ReplayMismatchError(messages.replayMismatch(execution.runId, expected, key), expected, key);
+    execution.halt('mismatch', error);
+    throw error;
+  }
+
+  private async attempt(
+    execution: RunExecution,
+    meta: StepMetadata,
+    key: string,
+    kind: StepKind,
+    attempt: number,
+    startedAt: Date,
+    call: () => Promise<unknown>,
+  ): Promise<unknown> {
+    const timeout = new AbortController();
+    const signal = AbortSignal.any([execution.signal, timeout.signal]);
+    let timer: NodeJS.Timeout | undefined;
+    const guard = new Promise<never>((_, reject) => {
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+      if (meta.timeoutMs !== undefined) {
+        const ms = meta.timeoutMs;
+        timer = setTimeout(() => timeout.abort(new StepTimeoutError(messages.stepTimeout(key, ms))), ms);
+      }
+    });
+    guard.catch(() => undefined);
+    const scope = (manager?: EntityManager): DurableScope => ({
+      execution,
+      step: { name: meta.name, key, attempt, signal, idempotencyKey: `${execution.runId}:${key}`, manager },
+    });
+    const record = (output: unknown) => {
+      const step = this.outcome(meta, key, kind, 'succeeded', attempt, startedAt);
+      step.output = encodeJson(output, `Output of step "${key}"`, this.options.value.maxPayloadBytes);
+      return step;
+    };
+    try {
+      if (!meta.transactional) {
+        const body = durableScope.run(scope(), call);
+        body.catch(() => undefined);
+        const output = await Promise.race([body, guard]);
+        const step = record(output);
+        await this.checkpoints.write(execution, step);
+        return decodeJson(JSON.parse(step.output!));
+      }
+      // Body, fencing check and checkpoint commit together: a lost lease rolls the business writes back.
+      return await this.dataSource.transaction(async (manager) => {
+        const body = durableScope.run(scope(manager), call);
+        body.catch(() => undefined);
+        const output = await Promise.race([body, guard]);
+        const step = record(output);
+        const idleTimeoutMs = this.options.value.leaseMs;
+        const stored = await this.store.recordStep(execution.lease, step, manager, idleTimeoutMs);
+        if (!stored) throw await this.checkpoints.refused(execution);
+        return decodeJson(JSON.parse(step.output!));
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private outcome(
+    meta: StepMetadata,
+    key: string,
+    kind: StepKind,
+    status: StepRecord['status'],
+    attempts: number,
+    startedAt: Date,
+  ): StepRecord {
+    return { key, name: meta.name, kind, status, output: null, error: null, attempts, startedAt, finishedAt: new Date() };
+  }
+}

@@ -1,0 +1,82 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { durableScope } from '../context';
+import { messages } from '../durable.messages';
+import { DurableOptionsHolder } from '../durable.options';
+import { WorkflowTimeoutError } from '../errors';
+import { DurableStore, RunOutcomeRecord } from '../persistence/durable.store';
+import { decodeJson, encodeJson } from '../persistence/json-codec';
+import type { ClaimedRun } from '../persistence/row-types';
+import { WorkflowRegistry } from '../workflow.registry';
+import { DurableEvents, RunEnded } from './durable.events';
+import { toErrorInfo } from './error-info';
+import { RunExecution } from './run-execution';
+
+/**
+ * Executes one claimed run to its end or its next park: loads the history (unless the run is new),
+ * invokes the workflow method in the run's async context, and records the outcome with one fenced UPDATE.
+ */
+@Injectable()
+export class WorkflowExecutor {
+  private readonly logger = new Logger('Durable');
+
+  constructor(
+    private readonly store: DurableStore,
+    private readonly registry: WorkflowRegistry,
+    private readonly events: DurableEvents,
+    private readonly options: DurableOptionsHolder,
+  ) {}
+
+  /** Runs claimed for the first time have no history: no read before their first step. */
+  async prepare(run: ClaimedRun): Promise<RunExecution> {
+    const steps = run.attempts > 1 ? await this.store.loadSteps(run.id) : [];
+    return new RunExecution(run, this.options.value.executorId, steps);
+  }
+
+  async execute(execution: RunExecution): Promise<void> {
+    const { run } = execution;
+    const workflow = this.registry.get(run.workflow, run.version);
+    if (!workflow) {
+      // Claims filter on registered versions, so this only happens if the registry changed under us.
+      this.logger.error(messages.unknownWorkflowAtRecovery(run.id, run.workflow, run.version));
+      await this.store.releaseRun(execution.lease);
+      return;
+    }
+    const deadlineTimer = this.armDeadline(execution);
+    let outcome: RunOutcomeRecord;
+    let ended: RunEnded;
+    try {
+      const output = await durableScope.run({ execution }, () => workflow.invoke(decodeJson(run.input) as unknown[]));
+      execution.throwIfHalted();
+      const encoded = encodeJson(output, `Output of workflow "${run.workflow}"`, this.options.value.maxPayloadBytes);
+      outcome = { status: 'succeeded', output: encoded, error: null, failedStep: null };
+      ended = { id: run.id, status: 'succeeded', output: decodeJson(JSON.parse(encoded)) };
+    } catch (thrown) {
+      const halted = execution.halted;
+      if (halted && halted.reason !== 'timeout' && halted.reason !== 'mismatch') return; // parked, fenced, cancelled
+      const error = halted ? halted.error : thrown;
+      const info = toErrorInfo(error);
+      outcome = { status: 'failed', output: null, error: JSON.stringify(info), failedStep: execution.stepKeyOf(error) };
+      ended = { id: run.id, status: 'failed', error: info };
+    } finally {
+      clearTimeout(deadlineTimer);
+    }
+    if (await this.store.finishRun(execution.lease, outcome)) {
+      this.events.emitRunEnded(run.id, ended);
+    } else {
+      this.logger.warn(messages.leaseLost(run.id, execution.lease.epoch));
+    }
+  }
+
+  /** Past its deadline the run stops at once: the step in flight is aborted and the run fails. */
+  private armDeadline(execution: RunExecution): NodeJS.Timeout | undefined {
+    const deadline = execution.run.deadline;
+    if (!deadline) return undefined;
+    const fire = () => execution.halt('timeout', new WorkflowTimeoutError(messages.workflowTimeout(execution.runId)));
+    const remaining = new Date(deadline).getTime() - Date.now();
+    if (remaining <= 0) {
+      fire();
+      return undefined;
+    }
+    return setTimeout(fire, Math.min(remaining, 2 ** 31 - 1));
+  }
+}

@@ -1,0 +1,10 @@
+export * from './decorators/step.decorator';
+export * from './decorators/workflow.decorator';
+export { Durable, OutsideWorkflowError } from './durable';
+export { DurableClient, WorkflowRef } from './durable.client';
+export { DurableModule } from './durable.module';
+export { resolveDurableOptions } from './durable.options';
+export type { Duration } from './duration';
+export * from './errors';
+export * from './interfaces';
+export { durableMigrations } from './persistence/migrations';

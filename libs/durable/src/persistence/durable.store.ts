@@ -1,0 +1,294 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Pool } from 'pg';
+import { DataSource, EntityManager } from 'typeorm';
+import { DURABLE_DATA_SOURCE } from '../durable.constants';
+import type { RunStatus } from '../interfaces';
+import { messages } from '../durable.messages';
+import { DurableOptionsHolder } from '../durable.options';
+import { InvalidOptionsError } from '../errors';
+import type { ClaimedRun, Lease, RunRow, StepRecord, StepRow } from './row-types';
+import { channelName } from './schema-name';
+
+interface QueryOutcome<T> {
+  rows: T[];
+  rowCount: number;
+}
+
+const FENCE = `id = $1 AND executor = $2 AND epoch = $3 AND status = 'running'`;
+const RUN_COLUMNS = `id, workflow, version, status, input, output, error, failed_step, attempts, epoch, deadline,
+  parent_id, created_at, updated_at`;
+
+/**
+ * Every SQL statement of the engine, one method each, named by what it does. Without a manager a
+ * statement goes straight to the DataSource's pg pool (one round trip, no ORM overhead); with one it
+ * runs on that manager's transaction.
+ */
+@Injectable()
+export class DurableStore {
+  private readonly s: string;
+  private readonly channel: string;
+
+  constructor(
+    @Inject(DURABLE_DATA_SOURCE) private readonly dataSource: DataSource,
+    options: DurableOptionsHolder,
+  ) {
+    if (dataSource.options.type !== 'postgres') throw new InvalidOptionsError(messages.notPostgres(dataSource.options.type));
+    this.s = `"${options.value.schema}"`;
+    this.channel = channelName(options.value.schema);
+  }
+
+  get pool(): Pool {
+    return (this.dataSource.driver as unknown as { master: Pool }).master;
+  }
+
+  async query<T>(sql: string, params: unknown[], manager?: EntityManager): Promise<QueryOutcome<T>> {
+    const runner = manager?.queryRunner;
+    if (runner && !runner.isReleased) {
+      const result = await runner.query(sql, params, true);
+      return { rows: (result.records ?? []) as T[], rowCount: result.affected ?? 0 };
+    }
+    const result = await this.pool.query(sql, params);
+    return { rows: result.rows as T[], rowCount: result.rowCount ?? 0 };
+  }
+
+  /** Inserts a run waiting for a worker and wakes the workers (on commit). Returns false if the id exists. */
+  async insertPendingRun(run: NewRun, manager?: EntityManager): Promise<boolean> {
+    const { rows } = await this.query(
+      `WITH inserted AS (
+         INSERT INTO ${this.s}.runs (id, workflow, version, status, input, deadline, parent_id)
+         VALUES ($1, $2, $3, 'pending', $4::jsonb, now() + $5::bigint * interval '1 millisecond', $6)
+         ON CONFLICT (id) DO NOTHING RETURNING id)
+       SELECT pg_notify($7, 'run') FROM inserted`,
+      [run.id, run.workflow, run.version, run.input, run.timeoutMs ?? null, run.parentId ?? null, this.channel],
+      manager,
+    );
+    return rows.length === 1;
+  }
+
+  /** Inserts a run already claimed by this executor (epoch 1), to execute it in this process at once. */
+  async insertOwnedRun(run: NewRun, executorId: string): Promise<ClaimedRun | undefined> {
+    const { rows } = await this.query<ClaimedRun>(
+      `INSERT INTO ${this.s}.runs (id, workflow, version, status, input, deadline, parent_id, executor, epoch, attempts)
+       VALUES ($1, $2, $3, 'running', $4::jsonb, now() + $5::bigint * interval '1 millisecond', $6, $7, 1, 1)
+       ON CONFLICT (id) DO NOTHING
+       RETURNING id, workflow, version, input, epoch, attempts, deadline`,
+      [run.id, run.workflow, run.version, run.input, run.timeoutMs ?? null, run.parentId ?? null, executorId],
+    );
+    return rows[0];
+  }
+
+  async findRunWorkflow(id: string, manager?: EntityManager): Promise<string | undefined> {
+    const { rows } = await this.query<{ workflow: string }>(
+      `SELECT workflow FROM ${this.s}.runs WHERE id = $1`,
+      [id],
+      manager,
+    );
+    return rows[0]?.workflow;
+  }
+
+  /** Claims up to `limit` due runs of the given (workflow, version) pairs; each claim bumps the epoch. */
+  async claimRuns(executorId: string, served: { workflows: string[]; versions: string[] }, limit: number) {
+    const { rows } = await this.query<ClaimedRun>(
+      `UPDATE ${this.s}.runs r
+       SET status = 'running', executor = $1, epoch = r.epoch + 1, attempts = r.attempts + 1, updated_at = now()
+       FROM (SELECT id FROM ${this.s}.runs
+             WHERE status IN ('pending', 'sleeping', 'waiting') AND available_at <= now()
+               AND (workflow, version) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+             ORDER BY available_at
+             LIMIT $4
+             FOR UPDATE SKIP LOCKED) due
+       WHERE r.id = due.id
+       RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.attempts, r.deadline`,
+      [executorId, served.workflows, served.versions, limit],
+    );
+    return rows;
+  }
+
+  /**
+   * Returns to 'pending' the runs held by executors whose heartbeat is older than the lease, and, at
+   * startup, those this executor held in its previous life. Locked rows (a step committing) are skipped.
+   */
+  async releaseOrphanedRuns(leaseMs: number, previousLifeOf: string | null): Promise<number> {
+    const { rowCount } = await this.query(
+      `UPDATE ${this.s}.runs SET status = 'pending', executor = NULL, available_at = now(), updated_at = now()
+       WHERE id IN (
+         SELECT r.id FROM ${this.s}.runs r LEFT JOIN ${this.s}.executors e ON e.id = r.executor
+         WHERE r.status = 'running'
+           AND (r.executor = $2 OR e.heartbeat_at IS NULL OR e.heartbeat_at < now() - $1::bigint * interval '1 millisecond')
+         FOR UPDATE OF r SKIP LOCKED)`,
+      [leaseMs, previousLifeOf],
+    );
+    return rowCount;
+  }
+
+  /** Gives one run back to the queue (e.g. it cannot be executed here after all). */
+  async releaseRun(lease: Lease): Promise<void> {
+    await this.query(
+      `UPDATE ${this.s}.runs SET status = 'pending', executor = NULL, available_at = now(), updated_at = now()
+       WHERE ${FENCE}`,
+      [lease.runId, lease.executorId, lease.epoch],
+    );
+  }
+
+  /** Gives back this executor's runs (graceful shutdown) so another replica takes them at once. */
+  async releaseRunsOf(executorId: string): Promise<number> {
+    const { rowCount } = await this.query(
+      `WITH released AS (
+         UPDATE ${this.s}.runs SET status = 'pending', executor = NULL, available_at = now(), updated_at = now()
+         WHERE executor = $1 AND status = 'running' RETURNING id)
+       SELECT pg_notify($2, 'run') FROM released LIMIT 1`,
+      [executorId, this.channel],
+    );
+    return rowCount;
+  }
+
+  /** Runs that are due but served by no executor that could claim them (reported, never dropped). */
+  async findUnservedRuns(overdueMs: number, served: { workflows: string[]; versions: string[] }, limit: number) {
+    const { rows } = await this.query<{ id: string; workflow: string; version: string }>(
+      `SELECT id, workflow, version FROM ${this.s}.runs
+       WHERE status IN ('pending', 'sleeping', 'waiting') AND available_at <= now() - $1::bigint * interval '1 millisecond'
+         AND (workflow, version) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))
+       ORDER BY available_at LIMIT $4`,
+      [overdueMs, served.workflows, served.versions, limit],
+    );
+    return rows;
+  }
+
+  async heartbeat(executorId: string): Promise<void> {
+    await this.query(
+      `INSERT INTO ${this.s}.executors (id, heartbeat_at) VALUES ($1, now())
+       ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`,
+      [executorId],
+    );
+  }
+
+  async loadSteps(runId: string): Promise<StepRow[]> {
+    const { rows } = await this.query<StepRow>(
+      `SELECT key, name, kind, status, output, error, attempts, started_at, finished_at
+       FROM ${this.s}.steps WHERE run_id = $1 ORDER BY started_at, seq`,
+      [runId],
+    );
+    return rows;
+  }
+
+  /**
+   * The checkpoint: writes a step outcome only while the run is still ours with this epoch. The run row
+   * is share-locked for the statement (or the step's transaction), so a concurrent takeover either waits
+   * for this write or makes it insert nothing. Returns false when the lease is gone.
+   */
+  async recordStep(lease: Lease, step: StepRecord, manager?: EntityManager, idleTimeoutMs?: number): Promise<boolean> {
+    // Inside a step transaction the run row stays locked until COMMIT: bound how long a frozen process
+    // can hold it idle (the server ends its session), so takeover is never blocked past the lease.
+    const bound = idleTimeoutMs === undefined ? '' : `AND set_config('idle_in_transaction_session_timeout', '${Math.trunc(idleTimeoutMs)}', true) IS NOT NULL`;
+    const { rowCount } = await this.query(
+      `INSERT INTO ${this.s}.steps (run_id, key, name, kind, status, output, error, attempts, started_at, finished_at)
+       SELECT $1, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12
+       FROM ${this.s}.runs WHERE ${FENCE} ${bound} FOR SHARE
+       ON CONFLICT (run_id, key) DO UPDATE SET status = EXCLUDED.status, output = EXCLUDED.output,
+         error = EXCLUDED.error, attempts = EXCLUDED.attempts, finished_at = EXCLUDED.finished_at`,
+      [
+        lease.runId,
+        lease.executorId,
+        lease.epoch,
+        step.key,
+        step.name,
+        step.kind,
+        step.status,
+        step.output,
+        step.error,
+        step.attempts,
+        step.startedAt,
+        step.finishedAt,
+      ],
+      manager,
+    );
+    return rowCount === 1;
+  }
+
+  /** Ends a run we own and tells every listener. Returns false when the lease is gone. */
+  async finishRun(lease: Lease, outcome: RunOutcomeRecord): Promise<boolean> {
+    const { rows } = await this.query(
+      `WITH finished AS (
+         UPDATE ${this.s}.runs SET status = $4, output = $5::jsonb, error = $6::jsonb, failed_step = $7,
+           executor = NULL, updated_at = now()
+         WHERE ${FENCE} RETURNING id)
+       SELECT pg_notify($8, 'done:' || id) FROM finished`,
+      [
+        lease.runId,
+        lease.executorId,
+        lease.epoch,
+        outcome.status,
+        outcome.output,
+        outcome.error,
+        outcome.failedStep,
+        this.channel,
+      ],
+    );
+    return rows.length === 1;
+  }
+
+  /** Parks a run we own until `wakeInMs` from now (or its deadline, if sooner); any replica resumes it. */
+  async parkRun(lease: Lease, status: 'sleeping' | 'waiting', wakeInMs: number): Promise<boolean> {
+    const { rowCount } = await this.query(
+      `UPDATE ${this.s}.runs SET status = $4, executor = NULL, updated_at = now(),
+         available_at = LEAST(now() + $5::bigint * interval '1 millisecond', COALESCE(deadline, 'infinity'))
+       WHERE ${FENCE}`,
+      [lease.runId, lease.executorId, lease.epoch, status, wakeInMs],
+    );
+    return rowCount === 1;
+  }
+
+  async getRun(id: string): Promise<RunRow | undefined> {
+    const { rows } = await this.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM ${this.s}.runs WHERE id = $1`, [id]);
+    return rows[0];
+  }
+
+  async listRuns(filter: RunFilter): Promise<(RunRow & { cursor_ts: string })[]> {
+    const { rows } = await this.query<RunRow & { cursor_ts: string }>(
+      `SELECT ${RUN_COLUMNS}, created_at::text AS cursor_ts FROM ${this.s}.runs
+       WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))
+         AND ($2::text IS NULL OR workflow = $2)
+         AND ($3::timestamptz IS NULL OR created_at > $3)
+         AND ($4::timestamptz IS NULL OR created_at < $4)
+         AND ($5::timestamptz IS NULL OR (created_at, id) < ($5::timestamptz, $6::text))
+       ORDER BY created_at DESC, id DESC
+       LIMIT $7`,
+      [
+        filter.statuses ?? null,
+        filter.workflow ?? null,
+        filter.createdAfter ?? null,
+        filter.createdBefore ?? null,
+        filter.cursor?.createdAt ?? null,
+        filter.cursor?.id ?? null,
+        filter.limit,
+      ],
+    );
+    return rows;
+  }
+}
+
+export interface NewRun {
+  id: string;
+  workflow: string;
+  version: string;
+  /** JSON text of the arguments array. */
+  input: string;
+  timeoutMs?: number;
+  parentId?: string;
+}
+
+export interface RunOutcomeRecord {
+  status: Extract<RunStatus, 'succeeded' | 'failed'>;
+  output: string | null;
+  error: string | null;
+  failedStep: string | null;
+}
+
+export interface RunFilter {
+  statuses?: RunStatus[];
+  workflow?: string;
+  createdAfter?: Date;
+  createdBefore?: Date;
+  cursor?: { createdAt: string; id: string };
+  limit: number;
+}

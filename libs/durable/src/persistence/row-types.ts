@@ -1,0 +1,63 @@
+import type { ErrorInfo, RunStatus, StepKind, StepStatus } from '../interfaces';
+
+/** A runs row as pg returns it. */
+export interface RunRow {
+  id: string;
+  workflow: string;
+  version: string;
+  status: RunStatus;
+  input: unknown;
+  output: unknown;
+  error: ErrorInfo | null;
+  failed_step: string | null;
+  attempts: number;
+  epoch: number;
+  deadline: Date | null;
+  parent_id: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** A steps row as pg returns it. */
+export interface StepRow {
+  key: string;
+  name: string;
+  kind: StepKind;
+  status: StepStatus;
+  output: unknown;
+  error: ErrorInfo | null;
+  attempts: number;
+  started_at: Date;
+  finished_at: Date | null;
+}
+
+/** A run this executor now owns. */
+export interface ClaimedRun {
+  id: string;
+  workflow: string;
+  version: string;
+  input: unknown;
+  epoch: number;
+  attempts: number;
+  deadline: Date | null;
+}
+
+/** What a step checkpoint writes. Values are JSON text already encoded. */
+export interface StepRecord {
+  key: string;
+  name: string;
+  kind: StepKind;
+  status: StepStatus;
+  output: string | null;
+  error: string | null;
+  attempts: number;
+  startedAt: Date;
+  finishedAt: Date | null;
+}
+
+/** The lease a checkpoint write must still hold. */
+export interface Lease {
+  runId: string;
+  executorId: string;
+  epoch: number;
+}

@@ -1,0 +1,64 @@
+import { Injectable } from '@nestjs/common';
+import { messages } from './durable.messages';
+import { DuplicateWorkflowError } from './errors';
+
+/** A @Workflow method found on a provider. */
+export interface RegisteredWorkflow {
+  name: string;
+  version: string;
+  timeoutMs?: number;
+  /** 'ClassName.method', for messages. */
+  location: string;
+  /** Calls the original (unwrapped) method on its instance. */
+  invoke(args: unknown[]): Promise<unknown>;
+}
+
+/** The workflows this process can execute, by (name, version). Filled by the explorer at onModuleInit. */
+@Injectable()
+export class WorkflowRegistry {
+  private readonly byKey = new Map<string, RegisteredWorkflow>();
+  private readonly latestByName = new Map<string, RegisteredWorkflow>();
+
+  add(workflow: RegisteredWorkflow): void {
+    const key = this.key(workflow.name, workflow.version);
+    const existing = this.byKey.get(key);
+    if (existing) {
+      throw new DuplicateWorkflowError(
+        messages.duplicateWorkflow(workflow.name, workflow.version, existing.location, workflow.location),
+      );
+    }
+    this.byKey.set(key, workflow);
+    const latest = this.latestByName.get(workflow.name);
+    if (!latest || compareVersions(workflow.version, latest.version) > 0) this.latestByName.set(workflow.name, workflow);
+  }
+
+  get(name: string, version: string): RegisteredWorkflow | undefined {
+    return this.byKey.get(this.key(name, version));
+  }
+
+  /** The newest registered version of a name: what new runs of it are started with. */
+  latest(name: string): RegisteredWorkflow | undefined {
+    return this.latestByName.get(name);
+  }
+
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  /** The (workflow, version) pairs this process claims, as parallel arrays for SQL unnest(). */
+  served(): { workflows: string[]; versions: string[] } {
+    const all = [...this.byKey.values()];
+    return { workflows: all.map((w) => w.name), versions: all.map((w) => w.version) };
+  }
+
+  private key(name: string, version: string): string {
+    return JSON.stringify([name, version]);
+  }
+}
+
+/** Numeric when both versions are numbers, else lexical. */
+export function compareVersions(a: string, b: string): number {
+  const [x, y] = [Number(a), Number(b)];
+  if (Number.isFinite(x) && Number.isFinite(y)) return x - y;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
