@@ -29,7 +29,7 @@ export async function createDurableApp(options: DurableAppOptions): Promise<INes
     ],
     providers: options.providers,
   }).compile();
-  const app = moduleRef.createNestApplication ? moduleRef : moduleRef;
+  const app = moduleRef;
   app.useLogger(options.logLevels ?? ['error']);
   Logger.overrideLogger(options.logLevels ?? ['error']);
   await app.init();
