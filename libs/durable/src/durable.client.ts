@@ -7,7 +7,7 @@ import { DurableOptionsHolder } from './durable.options';
 import { DurableWorker } from './durable.worker';
 import { toOptionalMilliseconds } from './duration';
 import { RunResultWaiter } from './engine/run-result.waiter';
-import { InvalidArgumentError, RunConflictError, RunNotFoundError } from './errors';
+import { InvalidArgumentError, RunConflictError, RunNotFoundError, RunStateError } from './errors';
 import type {
   ListRunsOptions,
   ResultOptions,
@@ -26,6 +26,7 @@ import { WorkflowRegistry } from './workflow.registry';
 
 const STATUSES: RunStatus[] = ['pending', 'running', 'sleeping', 'waiting', 'succeeded', 'failed', 'cancelled'];
 const MAX_PAGE = 1_000;
+const TERMINAL: RunStatus[] = ['succeeded', 'failed', 'cancelled'];
 
 /** A workflow to start: its registered name, or the decorated method itself (`service.provision`). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -56,6 +57,7 @@ export class DurableClient {
     if (!Array.isArray(args)) throw new InvalidArgumentError(`start("${name}") expects the workflow's arguments as an array.`);
     const id = opts.id ?? randomUUID();
     assertValidId('run id', id);
+    const scope = durableScope.getStore();
     const registered = this.registry.latest(name);
     const run: NewRun = {
       id,
@@ -63,8 +65,9 @@ export class DurableClient {
       version: registered?.version ?? DEFAULT_VERSION,
       input: encodeJson(args, `Input of workflow "${name}"`, this.options.value.maxPayloadBytes),
       timeoutMs: toOptionalMilliseconds(opts.timeout) ?? registered?.timeoutMs,
+      parentId: scope?.step ? scope.execution.runId : undefined,
     };
-    const manager = opts.manager ?? durableScope.getStore()?.step?.manager;
+    const manager = opts.manager ?? scope?.step?.manager;
     if (!manager && registered && this.worker.reserveSlot()) {
       // Executed here at once: the INSERT is the claim, so a run costs one write to start.
       let claimed;
@@ -133,6 +136,48 @@ export class DurableClient {
       runs: page.map((row) => toRunSummary(row)),
       next: rows.length > limit && last ? encodeCursor(last) : undefined,
     };
+  }
+
+  /**
+   * Sends a signal to a run that has not finished. It is stored, so a signal sent before the workflow
+   * waits for it is not lost; the first matching Durable.waitForSignal consumes it.
+   * @example await client.signal(runId, 'approval', { approvedBy: 'ops@acme.test' });
+   */
+  async signal(id: string, name: string, payload?: unknown): Promise<void> {
+    assertValidId('run id', id);
+    assertValidId('signal name', name);
+    const encoded =
+      payload === undefined ? 'null' : encodeJson(payload, `Payload of signal "${name}"`, this.options.value.maxPayloadBytes);
+    const status = await this.store.sendSignal(id, name, encoded);
+    if (!status) throw new RunNotFoundError(messages.runNotFound(id));
+    if (TERMINAL.includes(status)) throw new RunStateError(messages.signalToFinishedRun(id, name, status));
+  }
+
+  /**
+   * Cancels a run and its child runs: they are marked cancelled at once, the step in flight sees its
+   * AbortSignal fire, and no later checkpoint of theirs can commit. Returns false if it had already ended.
+   */
+  async cancel(id: string, reason?: string): Promise<boolean> {
+    assertValidId('run id', id);
+    if (reason !== undefined && (typeof reason !== 'string' || reason.length > 2_000)) {
+      throw new InvalidArgumentError('cancel(): reason must be a string of at most 2000 characters.');
+    }
+    const error = JSON.stringify({ name: 'RunCancelledError', message: reason ?? 'Cancelled', code: 'DURABLE_RUN_CANCELLED' });
+    const cancelled = await this.store.cancelRuns(id, error);
+    if (cancelled.length > 0) return true;
+    if ((await this.store.findRunWorkflow(id)) === undefined) throw new RunNotFoundError(messages.runNotFound(id));
+    return false;
+  }
+
+  /**
+   * Continues a failed or cancelled run: recorded steps replay, the step whose error failed the run
+   * (and any step after it) executes again. Use it once the bug or outage is fixed.
+   */
+  async resume(id: string): Promise<void> {
+    assertValidId('run id', id);
+    const status = await this.store.resumeRun(id);
+    if (!status) throw new RunNotFoundError(messages.runNotFound(id));
+    if (status !== 'failed' && status !== 'cancelled') throw new RunStateError(messages.resumeNotAllowed(id, status));
   }
 
   private workflowName(workflow: WorkflowRef): string {

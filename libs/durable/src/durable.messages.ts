@@ -43,6 +43,12 @@ export const messages = {
     `${kind} name "${name}" is reserved: names starting with "$" belong to the library.`,
   unknownWorkflowAtRecovery: (runId: string, name: string, version: string) =>
     `Run "${runId}" of workflow "${name}" version ${version} cannot be executed here: not registered in this process. It stays recoverable.`,
+  signalToFinishedRun: (id: string, name: string, status: string) =>
+    `Cannot send signal "${name}" to run "${id}": it is ${status}. Signals go to runs that have not finished.`,
+  resumeNotAllowed: (id: string, status: string) =>
+    `Cannot resume run "${id}": it is ${status}. Only failed or cancelled runs can be resumed.`,
+  signalInsideStep: () =>
+    'Durable.waitForSignal() cannot be called inside a @Step: call it from the workflow method itself.',
   workerDisabled: () => 'This process runs with worker: false; it never executes runs.',
 } as const;
 

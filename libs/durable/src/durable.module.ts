@@ -12,6 +12,7 @@ import { DurableCallInterceptor } from './engine/durable-call.interceptor';
 import { DurableEvents } from './engine/durable.events';
 import { RunResultWaiter } from './engine/run-result.waiter';
 import { StepRunner } from './engine/step.runner';
+import { WaitRunner } from './engine/wait.runner';
 import { WorkflowExecutor } from './engine/workflow.executor';
 import { DurableStore } from './persistence/durable.store';
 import { NotificationListener } from './persistence/notification.listener';
@@ -38,6 +39,7 @@ import { WorkflowRegistry } from './workflow.registry';
     DurableEvents,
     CheckpointWriter,
     StepRunner,
+    WaitRunner,
     WorkflowExecutor,
     DurableWorker,
     RunResultWaiter,

@@ -2,7 +2,10 @@ import type { EntityManager } from 'typeorm';
 import { durableScope } from './context';
 import { messages } from './durable.messages';
 import { DurableError } from './errors';
+import { Duration, toMilliseconds, toOptionalMilliseconds } from './duration';
+import { delay } from './engine/retry-delay';
 import type { DurableContextInfo } from './interfaces';
+import { assertValidId } from './validation';
 
 class OutsideWorkflowError extends DurableError {
   readonly code = 'DURABLE_OUTSIDE_WORKFLOW';
@@ -28,6 +31,32 @@ export class Durable {
       info.step = { name, key, attempt, signal, idempotencyKey };
     }
     return info;
+  }
+
+  /**
+   * A durable timer: the wake time is recorded and the run parked (no memory held), so the sleep
+   * survives restarts. Inside a step it is a plain in-memory sleep.
+   */
+  static sleep(duration: Duration): Promise<void> {
+    const ms = toMilliseconds(duration);
+    const scope = durableScope.getStore();
+    if (!scope) throw new OutsideWorkflowError(messages.outsideWorkflow('Durable.sleep()'));
+    if (scope.step) return delay(ms, scope.step.signal);
+    return scope.execution.waits.sleep(scope.execution, ms);
+  }
+
+  /**
+   * Waits for a signal sent with DurableClient.signal (also one sent before this call). Resolves with
+   * its payload (null when it had none), or undefined once `timeout` passes. Survives restarts.
+   * @example const approval = await Durable.waitForSignal<{ by: string }>('approval', { timeout: '3d' });
+   */
+  static waitForSignal<T = unknown>(name: string, options: { timeout?: Duration } = {}): Promise<T | undefined> {
+    assertValidId('signal name', name);
+    const timeoutMs = toOptionalMilliseconds(options.timeout);
+    const scope = durableScope.getStore();
+    if (!scope) throw new OutsideWorkflowError(messages.outsideWorkflow('Durable.waitForSignal()'));
+    if (scope.step) throw new OutsideWorkflowError(messages.signalInsideStep());
+    return scope.execution.waits.waitForSignal(scope.execution, name, timeoutMs) as Promise<T | undefined>;
   }
 
   /** Inside a @Step({ transactional: true }): the EntityManager of the step's transaction. */

@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { DurableOptionsHolder } from './durable.options';
+import { CheckpointWriter } from './engine/checkpoint.writer';
 import { DurableEvents } from './engine/durable.events';
 import { delay } from './engine/retry-delay';
 import { RunExecution } from './engine/run-execution';
@@ -28,6 +29,7 @@ export class DurableWorker {
     private readonly registry: WorkflowRegistry,
     private readonly events: DurableEvents,
     private readonly options: DurableOptionsHolder,
+    private readonly checkpoints: CheckpointWriter,
   ) {}
 
   get running(): boolean {
@@ -111,9 +113,17 @@ export class DurableWorker {
     this.inFlight.set(run.id, entry);
     entry.done = this.executor
       .prepare(run)
-      .then((execution) => {
+      .then(async (execution) => {
         entry.execution = execution;
-        return this.executor.execute(execution);
+        // A 'done' notification from elsewhere while we execute means a cancel (or a takeover).
+        const off = this.events.onRunEnded(run.id, (ended) => {
+          if (!ended) void this.checkpoints.haltIfCancelled(execution).catch(() => undefined);
+        });
+        try {
+          await this.executor.execute(execution);
+        } finally {
+          off();
+        }
       })
       .catch(async (error: Error) => {
         this.logger.error(`Run "${run.id}" could not be executed: ${error.message}`, error.stack);

@@ -48,6 +48,15 @@ export class CheckpointWriter {
     return error;
   }
 
+  /** Another process ended the run (a cancel, usually): if it was cancelled, stop the step in flight. */
+  async haltIfCancelled(execution: RunExecution): Promise<void> {
+    if (execution.halted) return;
+    const run = await this.store.getRun(execution.runId);
+    if (run?.status !== 'cancelled') return;
+    const reason = run.error?.message;
+    execution.halt('cancelled', new RunCancelledError(messages.runCancelled(execution.runId, reason), execution.runId, reason));
+  }
+
   private async withRetries<T>(write: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {

@@ -1,4 +1,5 @@
 import type { StepRow, ClaimedRun, Lease } from '../persistence/row-types';
+import type { WaitRunner } from './wait.runner';
 
 /** Why an execution stopped before its workflow returned. */
 export type HaltReason = 'parked' | 'lease-lost' | 'cancelled' | 'timeout' | 'mismatch' | 'shutdown';
@@ -20,6 +21,8 @@ export class RunExecution {
     readonly run: ClaimedRun,
     executorId: string,
     steps: StepRow[],
+    /** Durable waits of this execution (Durable.sleep / Durable.waitForSignal). */
+    readonly waits: WaitRunner,
   ) {
     this.lease = { runId: run.id, executorId, epoch: run.epoch };
     this.recorded = new Map(steps.map((step) => [step.key, step]));

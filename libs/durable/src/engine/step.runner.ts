@@ -1,5 +1,4 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DataSource, EntityManager } from 'typeorm';
 import { durableScope, DurableScope } from '../context';
 import { DURABLE_DATA_SOURCE, PARK_RETRY_AFTER_MS } from '../durable.constants';
@@ -21,6 +20,7 @@ import { decodeJson, encodeJson } from '../persistence/json-codec';
 import type { StepRecord } from '../persistence/row-types';
 import { toErrorInfo } from './error-info';
 import { delay, retryDelay } from './retry-delay';
+import { assertInHistory } from './replay';
 import { RunExecution } from './run-execution';
 import { CheckpointWriter } from './checkpoint.writer';
 
@@ -51,7 +51,7 @@ export class StepRunner {
     const recorded = execution.takeRecorded(key);
     if (recorded?.status === 'succeeded') return decodeJson(recorded.output);
     if (recorded?.status === 'failed') throw execution.markStepError(new RecordedError(recorded.error!), key);
-    if (!recorded) await this.assertNoMismatch(execution, key);
+    if (!recorded) await assertInHistory(execution, key);
 
     const startedAt = recorded?.started_at ?? new Date();
     for (let attempt = (recorded?.attempts ?? 0) + 1; ; attempt++) {
@@ -73,20 +73,6 @@ export class StepRunner {
         await delay(wait, execution.signal);
       }
     }
-  }
-
-  /**
-   * A step not in the history while recorded steps remain unreplayed is a mismatch. Steps started
-   * together (Promise.all) take their keys in the same turn, so the check waits one turn for siblings.
-   */
-  private async assertNoMismatch(execution: RunExecution, key: string): Promise<void> {
-    if (execution.unreplayedKeys().length === 0) return;
-    await nextTurn();
-    const expected = execution.unreplayedKeys();
-    if (expected.length === 0) return;
-    const error = new ReplayMismatchError(messages.replayMismatch(execution.runId, expected, key), expected, key);
-    execution.halt('mismatch', error);
-    throw error;
   }
 
   private async attempt(

@@ -10,6 +10,7 @@ import { WorkflowRegistry } from '../workflow.registry';
 import { DurableEvents, RunEnded } from './durable.events';
 import { toErrorInfo } from './error-info';
 import { RunExecution } from './run-execution';
+import { WaitRunner } from './wait.runner';
 
 /**
  * Executes one claimed run to its end or its next park: loads the history (unless the run is new),
@@ -24,12 +25,13 @@ export class WorkflowExecutor {
     private readonly registry: WorkflowRegistry,
     private readonly events: DurableEvents,
     private readonly options: DurableOptionsHolder,
+    private readonly waits: WaitRunner,
   ) {}
 
   /** Runs claimed for the first time have no history: no read before their first step. */
   async prepare(run: ClaimedRun): Promise<RunExecution> {
     const steps = run.attempts > 1 ? await this.store.loadSteps(run.id) : [];
-    return new RunExecution(run, this.options.value.executorId, steps);
+    return new RunExecution(run, this.options.value.executorId, steps, this.waits);
   }
 
   async execute(execution: RunExecution): Promise<void> {

@@ -11,6 +11,7 @@ export * from './result-timeout.error';
 export * from './run-cancelled.error';
 export * from './run-conflict.error';
 export * from './run-not-found.error';
+export * from './run-state.error';
 export * from './step-timeout.error';
 export * from './workflow-failed.error';
 export * from './workflow-not-registered.error';

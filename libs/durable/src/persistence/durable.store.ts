@@ -14,6 +14,7 @@ interface QueryOutcome<T> {
   rowCount: number;
 }
 
+const TERMINAL_STATUSES: RunStatus[] = ['succeeded', 'failed', 'cancelled'];
 const FENCE = `id = $1 AND executor = $2 AND epoch = $3 AND status = 'running'`;
 const RUN_COLUMNS = `id, workflow, version, status, input, output, error, failed_step, attempts, epoch, deadline,
   parent_id, created_at, updated_at`;
@@ -238,6 +239,143 @@ export class DurableStore {
     return rowCount === 1;
   }
 
+  /**
+   * Consumes the oldest unconsumed signal `name` of a run we own and records it as the wait's step, in
+   * one statement. Returns whether we still own the run, the payload if one was consumed, and the run's
+   * signal counter (for a park that must not miss a signal sent after this read).
+   */
+  async consumeSignal(lease: Lease, name: string, step: StepRecord): Promise<ConsumedSignal> {
+    const { rows } = await this.query<{ signal_count: number | null; consumed: boolean; payload: unknown }>(
+      `WITH owner AS (
+         SELECT signal_count FROM ${this.s}.runs WHERE ${FENCE} FOR SHARE),
+       picked AS (
+         SELECT s.id FROM ${this.s}.signals s
+         WHERE s.run_id = $1 AND s.name = $4 AND s.consumed_by IS NULL AND EXISTS (SELECT 1 FROM owner)
+         ORDER BY s.id LIMIT 1 FOR UPDATE),
+       consumed AS (
+         UPDATE ${this.s}.signals SET consumed_by = $5 FROM picked WHERE signals.id = picked.id
+         RETURNING signals.payload),
+       recorded AS (
+         INSERT INTO ${this.s}.steps (run_id, key, name, kind, status, output, attempts, started_at, finished_at)
+         SELECT $1, $5, $6, 'signal', 'succeeded', consumed.payload, 1, $7, now() FROM consumed
+         ON CONFLICT (run_id, key) DO UPDATE SET status = 'succeeded', output = EXCLUDED.output,
+           finished_at = EXCLUDED.finished_at
+         RETURNING 1)
+       SELECT (SELECT signal_count FROM owner) AS signal_count,
+              EXISTS (SELECT 1 FROM recorded) AS consumed,
+              (SELECT payload FROM consumed) AS payload`,
+      [lease.runId, lease.executorId, lease.epoch, name, step.key, step.name, step.startedAt],
+    );
+    const row = rows[0];
+    return { owned: row.signal_count !== null, consumed: row.consumed, payload: row.payload, signalCount: row.signal_count ?? 0 };
+  }
+
+  /**
+   * Parks a run waiting for a signal until `wakeInMs` (null: no timeout). Refused (false) when the lease
+   * is gone or a signal arrived since `signalCount` was read; the caller then consumes again.
+   */
+  async parkForSignal(lease: Lease, signalCount: number, wakeInMs: number | null): Promise<boolean> {
+    const { rowCount } = await this.query(
+      `UPDATE ${this.s}.runs SET status = 'waiting', executor = NULL, updated_at = now(),
+         available_at = LEAST(COALESCE(now() + $5::bigint * interval '1 millisecond', 'infinity'),
+                              COALESCE(deadline, 'infinity'))
+       WHERE ${FENCE} AND signal_count = $4`,
+      [lease.runId, lease.executorId, lease.epoch, signalCount, wakeInMs],
+    );
+    return rowCount === 1;
+  }
+
+  /**
+   * Stores a signal for a run that has not finished and wakes the run if it is parked waiting. The run
+   * row is locked first, so a concurrent park either sees the signal or sees the counter move.
+   */
+  async sendSignal(runId: string, name: string, payload: string): Promise<RunStatus | undefined> {
+    return this.dataSource.transaction(async (manager) => {
+      const { rows } = await this.query<{ status: RunStatus }>(
+        `SELECT status FROM ${this.s}.runs WHERE id = $1 FOR UPDATE`,
+        [runId],
+        manager,
+      );
+      const status = rows[0]?.status;
+      if (!status || TERMINAL_STATUSES.includes(status)) return status;
+      await this.query(
+        `INSERT INTO ${this.s}.signals (run_id, name, payload) VALUES ($1, $2, $3::jsonb)`,
+        [runId, name, payload],
+        manager,
+      );
+      await this.query(
+        `WITH woken AS (
+           UPDATE ${this.s}.runs SET signal_count = signal_count + 1, updated_at = now(),
+             available_at = CASE WHEN status = 'waiting' THEN now() ELSE available_at END
+           WHERE id = $1 RETURNING status)
+         SELECT pg_notify($2, 'run') FROM woken WHERE status = 'waiting'`,
+        [runId, this.channel],
+        manager,
+      );
+      return status;
+    });
+  }
+
+  /**
+   * Cancels a run and its unfinished descendants: marks them cancelled (which fences their executors)
+   * and notifies, so waiters reject and owners abort the step in flight. Returns the ids cancelled.
+   */
+  async cancelRuns(runId: string, error: string): Promise<string[]> {
+    const { rows } = await this.query<{ id: string }>(
+      `WITH RECURSIVE tree AS (
+         SELECT id FROM ${this.s}.runs WHERE id = $1
+         UNION ALL
+         SELECT r.id FROM ${this.s}.runs r JOIN tree t ON r.parent_id = t.id),
+       cancelled AS (
+         UPDATE ${this.s}.runs SET status = 'cancelled', error = $2::jsonb, executor = NULL, updated_at = now()
+         WHERE id IN (SELECT id FROM tree) AND status NOT IN ('succeeded', 'failed', 'cancelled')
+         RETURNING id)
+       SELECT id, pg_notify($3, 'done:' || id) FROM cancelled`,
+      [runId, error, this.channel],
+    );
+    return rows.map((row) => row.id);
+  }
+
+  /**
+   * Puts a failed or cancelled run (and its cancelled descendants) back in the queue. The step that
+   * failed the run and every step recorded after it are forgotten, so they execute again.
+   */
+  async resumeRun(runId: string): Promise<RunStatus | undefined> {
+    return this.dataSource.transaction(async (manager) => {
+      const { rows } = await this.query<{ status: RunStatus; failed_step: string | null }>(
+        `SELECT status, failed_step FROM ${this.s}.runs WHERE id = $1 FOR UPDATE`,
+        [runId],
+        manager,
+      );
+      const run = rows[0];
+      if (!run || (run.status !== 'failed' && run.status !== 'cancelled')) return run?.status;
+      if (run.failed_step !== null) {
+        await this.query(
+          `DELETE FROM ${this.s}.steps WHERE run_id = $1 AND (started_at, seq) >= (
+             SELECT started_at, seq FROM ${this.s}.steps WHERE run_id = $1 AND key = $2)`,
+          [runId, run.failed_step],
+          manager,
+        );
+      }
+      await this.query(
+        `WITH RECURSIVE tree AS (
+           SELECT id FROM ${this.s}.runs WHERE id = $1
+           UNION ALL
+           SELECT r.id FROM ${this.s}.runs r JOIN tree t ON r.parent_id = t.id WHERE r.status = 'cancelled'),
+         resumed AS (
+           UPDATE ${this.s}.runs SET status = 'pending', error = NULL, failed_step = NULL, executor = NULL,
+             available_at = now(), updated_at = now(),
+             deadline = CASE WHEN deadline <= now() THEN NULL ELSE deadline END
+           WHERE id IN (SELECT id FROM tree) AND status IN ('failed', 'cancelled')
+           RETURNING id)
+         SELECT pg_notify($2, 'run') FROM resumed LIMIT 1`,
+        [runId, this.channel],
+        manager,
+      );
+      return run.status;
+    });
+  }
+
   async getRun(id: string): Promise<RunRow | undefined> {
     const { rows } = await this.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM ${this.s}.runs WHERE id = $1`, [id]);
     return rows[0];
@@ -291,4 +429,11 @@ export interface RunFilter {
   createdBefore?: Date;
   cursor?: { createdAt: string; id: string };
   limit: number;
+}
+
+export interface ConsumedSignal {
+  owned: boolean;
+  consumed: boolean;
+  payload: unknown;
+  signalCount: number;
 }

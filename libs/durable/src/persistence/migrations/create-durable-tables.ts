@@ -20,6 +20,7 @@ export function createDurableTablesSql(schema: string): string[] {
       available_at timestamptz NOT NULL DEFAULT now(),
       deadline timestamptz,
       parent_id text,
+      signal_count integer NOT NULL DEFAULT 0,
       created_at timestamptz NOT NULL DEFAULT now(),
       updated_at timestamptz NOT NULL DEFAULT now()
     )`,
