@@ -1,13 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { durableScope } from './context';
+import type { EntityManager } from 'typeorm';
+import { durableScope, TransactionContext } from './context';
 import { DEFAULT_VERSION, WORKFLOW_NAME_SYMBOL } from './durable.constants';
 import { messages } from './durable.messages';
 import { DurableOptionsHolder } from './durable.options';
 import { DurableWorker } from './durable.worker';
 import { toOptionalMilliseconds } from './duration';
 import { RunResultWaiter } from './engine/run-result.waiter';
-import { InvalidArgumentError, RunConflictError, RunNotFoundError, RunStateError } from './errors';
+import { InvalidArgumentError, RunConflictError, RunNotFoundError, RunStateError, StartNotCommittedError } from './errors';
 import type {
   ListRunsOptions,
   ResultOptions,
@@ -46,6 +47,7 @@ export class DurableClient {
     private readonly worker: DurableWorker,
     private readonly waiter: RunResultWaiter,
     private readonly options: DurableOptionsHolder,
+    private readonly transactions: TransactionContext,
   ) {}
 
   /**
@@ -67,7 +69,7 @@ export class DurableClient {
       timeoutMs: toOptionalMilliseconds(opts.timeout) ?? registered?.timeoutMs,
       parentId: scope?.step ? scope.execution.runId : undefined,
     };
-    const manager = opts.manager ?? scope?.step?.manager;
+    const manager = opts.manager ?? this.transactions.ambientManager();
     if (!manager && registered && this.worker.reserveSlot()) {
       // Executed here at once: the INSERT is the claim, so a run costs one write to start.
       let claimed;
@@ -83,20 +85,30 @@ export class DurableClient {
       }
       this.worker.releaseSlot();
     } else if (await this.store.insertPendingRun(run, manager)) {
-      return this.handle<R>(id);
+      return this.handleFor<R>(id, manager);
     }
     const existing = await this.store.findRunWorkflow(id, manager);
     if (existing !== undefined && existing !== name) throw new RunConflictError(messages.runConflict(id, existing, name));
-    return this.handle<R>(id);
+    return this.handleFor<R>(id, manager);
   }
 
   /** A handle on a run by id (not checked until used). */
   handle<R = unknown>(id: string): WorkflowHandle<R> {
     assertValidId('run id', id);
+    return this.handleFor<R>(id);
+  }
+
+  private handleFor<R>(id: string, startedIn?: EntityManager): WorkflowHandle<R> {
+    const runner = startedIn?.queryRunner;
     return {
       id,
-      result: (options: ResultOptions = {}) =>
-        this.waiter.wait<R>(id, toOptionalMilliseconds(options.timeout), this.worker.isExecuting(id)),
+      result: async (options: ResultOptions = {}) => {
+        // The run cannot execute before the transaction that inserted it commits.
+        if (runner && runner.isTransactionActive && !runner.isReleased) {
+          throw new StartNotCommittedError(messages.startNotCommitted(id));
+        }
+        return this.waiter.wait<R>(id, toOptionalMilliseconds(options.timeout), this.worker.isExecuting(id));
+      },
       status: async () => {
         const info = await this.status<R>(id);
         if (!info) throw new RunNotFoundError(messages.runNotFound(id));

@@ -49,6 +49,9 @@ export const messages = {
     `Cannot resume run "${id}": it is ${status}. Only failed or cancelled runs can be resumed.`,
   signalInsideStep: () =>
     'Durable.waitForSignal() cannot be called inside a @Step: call it from the workflow method itself.',
+  startNotCommitted: (id: string) =>
+    `Run "${id}" was started inside a transaction that has not committed, so it cannot execute yet and ` +
+    'awaiting its result here would wait forever. Await handle.result() after the transaction commits.',
   workerDisabled: () => 'This process runs with worker: false; it never executes runs.',
 } as const;
 

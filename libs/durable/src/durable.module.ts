@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
+import { TransactionContext } from './context';
 import { DurableClient } from './durable.client';
 import { DurableExplorer } from './durable.explorer';
 import { DurableMetadataAccessor } from './durable-metadata.accessor';
@@ -47,6 +48,7 @@ import { WorkflowRegistry } from './workflow.registry';
     DurableScheduler,
     DurableClient,
     DurableCallInterceptor,
+    TransactionContext,
   ],
   exports: [DurableClient],
 })

@@ -1,1 +1,2 @@
 export * from './durable-scope';
+export * from './transaction.context';

@@ -21,11 +21,24 @@ export function Step(nameOrOptions?: string | StepOptions): MethodDecorator {
     const metadata: StepMetadata = {
       name,
       transactional: options.transactional === true,
+      isolation: resolveIsolation(name, options),
       timeoutMs: toOptionalMilliseconds(options.timeout),
       retry: resolveRetry(name, options.retry),
     };
     return SetMetadata(STEP_METADATA, metadata)(target, propertyKey, descriptor);
   };
+}
+
+const ISOLATION_LEVELS = ['READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE'];
+
+function resolveIsolation(step: string, options: StepOptions): StepMetadata['isolation'] {
+  if (options.isolation === undefined) return undefined;
+  if (!ISOLATION_LEVELS.includes(options.isolation) || options.transactional !== true) {
+    throw new InvalidArgumentError(
+      `@Step "${step}": isolation must be one of ${ISOLATION_LEVELS.join(', ')}, on a transactional step.`,
+    );
+  }
+  return options.isolation;
 }
 
 function resolveRetry(step: string, retry: RetryOptions = {}): ResolvedRetryPolicy {

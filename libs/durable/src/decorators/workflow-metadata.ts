@@ -9,6 +9,7 @@ export interface WorkflowMetadata {
 export interface StepMetadata {
   name: string;
   transactional: boolean;
+  isolation?: 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
   timeoutMs?: number;
   retry: ResolvedRetryPolicy;
 }

@@ -1,7 +1,7 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { DataSource, EntityManager } from 'typeorm';
-import { durableScope, DurableScope } from '../context';
-import { DURABLE_DATA_SOURCE, PARK_RETRY_AFTER_MS } from '../durable.constants';
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { durableScope, DurableScope, TransactionContext } from '../context';
+import { PARK_RETRY_AFTER_MS } from '../durable.constants';
 import { messages } from '../durable.messages';
 import { DurableOptionsHolder } from '../durable.options';
 import type { StepMetadata } from '../decorators';
@@ -12,6 +12,7 @@ import {
   RecordedError,
   ReplayMismatchError,
   RunCancelledError,
+  StartNotCommittedError,
   StepTimeoutError,
 } from '../errors';
 import type { StepKind } from '../interfaces';
@@ -25,7 +26,18 @@ import { RunExecution } from './run-execution';
 import { CheckpointWriter } from './checkpoint.writer';
 
 /** Errors that end a step at once, whatever its retry policy says. */
-const NEVER_RETRIED = [NonSerializableError, PayloadTooLargeError, ReplayMismatchError, RunCancelledError, LeaseLostError];
+const NEVER_RETRIED = [
+  NonSerializableError,
+  PayloadTooLargeError,
+  ReplayMismatchError,
+  RunCancelledError,
+  LeaseLostError,
+  StartNotCommittedError,
+];
+
+/** Serialization failures and deadlocks retry a transactional step up to this many attempts in all. */
+const TRANSACTION_CONFLICT_ATTEMPTS = 10;
+const TRANSACTION_CONFLICT_CODES = new Set(['40001', '40P01']);
 
 /**
  * Runs one @Step call of a workflow: replays its recorded outcome, or executes it with retries and
@@ -34,7 +46,7 @@ const NEVER_RETRIED = [NonSerializableError, PayloadTooLargeError, ReplayMismatc
 @Injectable()
 export class StepRunner {
   constructor(
-    @Inject(DURABLE_DATA_SOURCE) private readonly dataSource: DataSource,
+    private readonly transactions: TransactionContext,
     private readonly store: DurableStore,
     private readonly checkpoints: CheckpointWriter,
     private readonly options: DurableOptionsHolder,
@@ -60,10 +72,15 @@ export class StepRunner {
         return await this.attempt(execution, meta, key, kind, attempt, startedAt, call);
       } catch (error) {
         execution.throwIfHalted();
+        const conflict =
+          meta.transactional &&
+          TRANSACTION_CONFLICT_CODES.has((error as { code?: string })?.code ?? '') &&
+          attempt < TRANSACTION_CONFLICT_ATTEMPTS;
         const retryable =
-          attempt < meta.retry.maxAttempts &&
-          !NEVER_RETRIED.some((type) => error instanceof type) &&
-          !meta.retry.nonRetryable.some((type) => error instanceof type);
+          conflict ||
+          (attempt < meta.retry.maxAttempts &&
+            !NEVER_RETRIED.some((type) => error instanceof type) &&
+            !meta.retry.nonRetryable.some((type) => error instanceof type));
         const record = this.outcome(meta, key, kind, retryable ? 'retrying' : 'failed', attempt, startedAt);
         record.error = JSON.stringify(toErrorInfo(error));
         await this.checkpoints.write(execution, record);
@@ -114,7 +131,7 @@ export class StepRunner {
         return decodeJson(JSON.parse(step.output!));
       }
       // Body, fencing check and checkpoint commit together: a lost lease rolls the business writes back.
-      return await this.dataSource.transaction(async (manager) => {
+      return await this.transactions.run(meta.isolation, async (manager) => {
         const body = durableScope.run(scope(manager), call);
         body.catch(() => undefined);
         const output = await Promise.race([body, guard]);

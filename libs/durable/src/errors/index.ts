@@ -12,6 +12,7 @@ export * from './run-cancelled.error';
 export * from './run-conflict.error';
 export * from './run-not-found.error';
 export * from './run-state.error';
+export * from './start-not-committed.error';
 export * from './step-timeout.error';
 export * from './workflow-failed.error';
 export * from './workflow-not-registered.error';

@@ -24,6 +24,8 @@ export interface StepOptions {
   name?: string;
   /** Body and checkpoint commit in one transaction (exactly-once database effects). */
   transactional?: boolean;
+  /** Isolation level of a transactional step's transaction. Default: the DataSource's. */
+  isolation?: 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
   /** Per-attempt timeout; the step's AbortSignal fires and the attempt fails with StepTimeoutError. */
   timeout?: Duration;
   /** Retry policy; default 3 attempts, 1 s initial delay, factor 2, max 1 min. */
