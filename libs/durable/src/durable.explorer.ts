@@ -1,7 +1,9 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
+import { defaultStepMetadata } from './decorators/step.decorator';
 import { WORKFLOW_NAME_SYMBOL } from './durable.constants';
+import { InvalidArgumentError } from './errors';
 import { DurableMetadataAccessor } from './durable-metadata.accessor';
 import { messages } from './durable.messages';
 import { DurableCallInterceptor } from './engine/durable-call.interceptor';
@@ -61,7 +63,30 @@ export class DurableExplorer implements OnModuleInit {
         instance[methodName] = this.interceptor.wrapWorkflow(workflow, methodName);
       } else if (step) {
         instance[methodName] = this.interceptor.wrapStep(step, original, methodName);
+        if (step.compensate) this.registerCompensation(instance, prototype, className, methodName, step.name, step.compensate);
       }
     }
+  }
+
+  private registerCompensation(
+    instance: Record<string, Method>,
+    prototype: Record<string, Method>,
+    className: string,
+    methodName: string,
+    stepName: string,
+    undoName: string,
+  ): void {
+    const location = `${className}.${methodName}`;
+    const undoMethod = prototype[undoName];
+    if (typeof undoMethod !== 'function') {
+      throw new InvalidArgumentError(messages.compensationMissing(location, undoName));
+    }
+    this.registry.addCompensation({
+      stepName,
+      location,
+      meta: this.accessor.getStepMetadata(undoMethod) ?? defaultStepMetadata(undoName),
+      // Through the instance, so an undo that is itself a @Step runs as a plain call inside this one.
+      undo: async (output, args) => instance[undoName](output, ...args),
+    });
   }
 }

@@ -52,6 +52,14 @@ export const messages = {
   startNotCommitted: (id: string) =>
     `Run "${id}" was started inside a transaction that has not committed, so it cannot execute yet and ` +
     'awaiting its result here would wait forever. Await handle.result() after the transaction commits.',
+  compensationMissing: (location: string, method: string) =>
+    `${location} declares compensate: '${method}', but its class has no method "${method}".`,
+  duplicateCompensableStep: (name: string, first: string, second: string) =>
+    `Compensable step "${name}" is declared twice (${first} and ${second}); compensations are found by step name, so give one an explicit name.`,
+  compensationUnknown: (runId: string, key: string) =>
+    `Run "${runId}": no compensation is registered for step "${key}" in this process; it was skipped.`,
+  compensationFailed: (runId: string, key: string, message: string) =>
+    `Run "${runId}": the compensation of step "${key}" failed: ${message}. The other compensations go on.`,
   workerDisabled: () => 'This process runs with worker: false; it never executes runs.',
 } as const;
 

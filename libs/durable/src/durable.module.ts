@@ -9,6 +9,7 @@ import { DurableOptionsHolder } from './durable.options';
 import { DurableScheduler } from './durable.scheduler';
 import { DurableWorker } from './durable.worker';
 import { CheckpointWriter } from './engine/checkpoint.writer';
+import { Compensator } from './engine/compensator';
 import { DurableCallInterceptor } from './engine/durable-call.interceptor';
 import { DurableEvents } from './engine/durable.events';
 import { RunResultWaiter } from './engine/run-result.waiter';
@@ -41,6 +42,7 @@ import { WorkflowRegistry } from './workflow.registry';
     CheckpointWriter,
     StepRunner,
     WaitRunner,
+    Compensator,
     WorkflowExecutor,
     DurableWorker,
     RunResultWaiter,

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { messages } from './durable.messages';
-import { DuplicateWorkflowError } from './errors';
+import type { StepMetadata } from './decorators';
+import { DuplicateWorkflowError, InvalidArgumentError } from './errors';
 
 /** A @Workflow method found on a provider. */
 export interface RegisteredWorkflow {
@@ -13,9 +14,20 @@ export interface RegisteredWorkflow {
   invoke(args: unknown[]): Promise<unknown>;
 }
 
+/** The undo of a compensable step, found by the step's name. */
+export interface RegisteredCompensation {
+  stepName: string;
+  location: string;
+  /** Step options of the undo (its own @Step options when it has some). */
+  meta: StepMetadata;
+  /** Calls the undo method on its instance: undo(output, ...args). */
+  undo(output: unknown, args: unknown[]): Promise<unknown>;
+}
+
 /** The workflows this process can execute, by (name, version). Filled by the explorer at onModuleInit. */
 @Injectable()
 export class WorkflowRegistry {
+  private readonly compensations = new Map<string, RegisteredCompensation>();
   private readonly byKey = new Map<string, RegisteredWorkflow>();
   private readonly latestByName = new Map<string, RegisteredWorkflow>();
 
@@ -30,6 +42,24 @@ export class WorkflowRegistry {
     this.byKey.set(key, workflow);
     const latest = this.latestByName.get(workflow.name);
     if (!latest || compareVersions(workflow.version, latest.version) > 0) this.latestByName.set(workflow.name, workflow);
+  }
+
+  addCompensation(compensation: RegisteredCompensation): void {
+    const existing = this.compensations.get(compensation.stepName);
+    if (existing && existing.location !== compensation.location) {
+      throw new InvalidArgumentError(
+        messages.duplicateCompensableStep(compensation.stepName, existing.location, compensation.location),
+      );
+    }
+    this.compensations.set(compensation.stepName, compensation);
+  }
+
+  get hasCompensations(): boolean {
+    return this.compensations.size > 0;
+  }
+
+  compensation(stepName: string): RegisteredCompensation | undefined {
+    return this.compensations.get(stepName);
   }
 
   get(name: string, version: string): RegisteredWorkflow | undefined {

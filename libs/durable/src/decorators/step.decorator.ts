@@ -24,9 +24,23 @@ export function Step(nameOrOptions?: string | StepOptions): MethodDecorator {
       isolation: resolveIsolation(name, options),
       timeoutMs: toOptionalMilliseconds(options.timeout),
       retry: resolveRetry(name, options.retry),
+      compensate: resolveCompensate(name, options.compensate),
     };
     return SetMetadata(STEP_METADATA, metadata)(target, propertyKey, descriptor);
   };
+}
+
+/** Step options of a method without @Step (e.g. an undo method): the defaults. */
+export function defaultStepMetadata(name: string): StepMetadata {
+  return { name, transactional: false, retry: resolveRetry(name) };
+}
+
+function resolveCompensate(step: string, compensate: unknown): string | undefined {
+  if (compensate === undefined) return undefined;
+  if (typeof compensate !== 'string' || compensate.length === 0) {
+    throw new InvalidArgumentError(`@Step "${step}": compensate must be the name of a method of the same class.`);
+  }
+  return compensate;
 }
 
 const ISOLATION_LEVELS = ['READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE'];

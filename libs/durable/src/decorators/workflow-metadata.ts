@@ -12,6 +12,8 @@ export interface StepMetadata {
   isolation?: 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
   timeoutMs?: number;
   retry: ResolvedRetryPolicy;
+  /** Method of the same provider that undoes this step. */
+  compensate?: string;
 }
 
 export interface ResolvedRetryPolicy {

@@ -52,7 +52,8 @@ export class DurableCallInterceptor {
     const wrapper = function (this: unknown, ...args: unknown[]) {
       const scope = durableScope.getStore();
       if (!scope || scope.step) return original.apply(this, args);
-      return steps.run(scope.execution, meta, async () => original.apply(this, args));
+      const undoArgs = meta.compensate ? args : undefined;
+      return steps.run(scope.execution, meta, async () => original.apply(this, args), 'step', undoArgs);
     };
     return named(wrapper, methodName);
   }

@@ -57,19 +57,21 @@ export class StepRunner {
     meta: StepMetadata,
     call: () => Promise<unknown>,
     kind: StepKind = 'step',
+    /** Arguments to keep with the checkpoint, for a compensable step. */
+    undoArgs?: unknown[],
   ): Promise<unknown> {
     execution.throwIfHalted();
     const key = execution.nextKey(meta.name);
     const recorded = execution.takeRecorded(key);
     if (recorded?.status === 'succeeded') return decodeJson(recorded.output);
     if (recorded?.status === 'failed') throw execution.markStepError(new RecordedError(recorded.error!), key);
-    if (!recorded) await assertInHistory(execution, key);
+    if (!recorded && !execution.compensating) await assertInHistory(execution, key);
 
     const startedAt = recorded?.started_at ?? new Date();
     for (let attempt = (recorded?.attempts ?? 0) + 1; ; attempt++) {
       execution.throwIfHalted();
       try {
-        return await this.attempt(execution, meta, key, kind, attempt, startedAt, call);
+        return await this.attempt(execution, meta, key, kind, attempt, startedAt, call, undoArgs);
       } catch (error) {
         execution.throwIfHalted();
         const conflict =
@@ -100,6 +102,7 @@ export class StepRunner {
     attempt: number,
     startedAt: Date,
     call: () => Promise<unknown>,
+    undoArgs: unknown[] | undefined,
   ): Promise<unknown> {
     const timeout = new AbortController();
     const signal = AbortSignal.any([execution.signal, timeout.signal]);
@@ -118,7 +121,9 @@ export class StepRunner {
     });
     const record = (output: unknown) => {
       const step = this.outcome(meta, key, kind, 'succeeded', attempt, startedAt);
-      step.output = encodeJson(output, `Output of step "${key}"`, this.options.value.maxPayloadBytes);
+      const { maxPayloadBytes } = this.options.value;
+      step.output = encodeJson(output, `Output of step "${key}"`, maxPayloadBytes);
+      if (undoArgs) step.undoArgs = encodeJson(undoArgs, `Arguments of compensable step "${key}"`, maxPayloadBytes);
       return step;
     };
     try {

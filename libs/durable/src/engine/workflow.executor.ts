@@ -8,6 +8,7 @@ import { decodeJson, encodeJson } from '../persistence/json-codec';
 import type { ClaimedRun } from '../persistence/row-types';
 import { WorkflowRegistry } from '../workflow.registry';
 import { DurableEvents, RunEnded } from './durable.events';
+import { Compensator } from './compensator';
 import { toErrorInfo } from './error-info';
 import { RunExecution } from './run-execution';
 import { WaitRunner } from './wait.runner';
@@ -26,6 +27,7 @@ export class WorkflowExecutor {
     private readonly events: DurableEvents,
     private readonly options: DurableOptionsHolder,
     private readonly waits: WaitRunner,
+    private readonly compensator: Compensator,
   ) {}
 
   /** Runs claimed for the first time have no history: no read before their first step. */
@@ -43,6 +45,7 @@ export class WorkflowExecutor {
       await this.store.releaseRun(execution.lease);
       return;
     }
+    if (run.compensating) return this.finishCancelled(execution);
     const deadlineTimer = this.armDeadline(execution);
     let outcome: RunOutcomeRecord;
     let ended: RunEnded;
@@ -56,6 +59,13 @@ export class WorkflowExecutor {
       const halted = execution.halted;
       if (halted && halted.reason !== 'timeout' && halted.reason !== 'mismatch') return; // parked, fenced, cancelled
       const error = halted ? halted.error : thrown;
+      if (!halted && this.registry.hasCompensations) {
+        try {
+          await this.compensator.compensate(execution);
+        } catch {
+          return; // the execution was halted (lease lost, cancelled, parked): its new owner compensates
+        }
+      }
       const info = toErrorInfo(error);
       outcome = { status: 'failed', output: null, error: JSON.stringify(info), failedStep: execution.stepKeyOf(error) };
       ended = { id: run.id, status: 'failed', error: info };
@@ -66,6 +76,18 @@ export class WorkflowExecutor {
       this.events.emitRunEnded(run.id, ended);
     } else {
       this.logger.warn(messages.leaseLost(run.id, execution.lease.epoch));
+    }
+  }
+
+  /** A cancelled run with compensable steps: run their undos, then leave it cancelled. */
+  private async finishCancelled(execution: RunExecution): Promise<void> {
+    try {
+      await this.compensator.compensate(execution);
+    } catch {
+      return; // halted: whoever owns the run next resumes the compensation
+    }
+    if (!(await this.store.finishCompensation(execution.lease))) {
+      this.logger.warn(messages.leaseLost(execution.runId, execution.lease.epoch));
     }
   }
 

@@ -26,6 +26,11 @@ export interface StepOptions {
   transactional?: boolean;
   /** Isolation level of a transactional step's transaction. Default: the DataSource's. */
   isolation?: 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
+  /**
+   * Name of a method of the same provider that undoes this step, called as `undo(output, ...args)`
+   * when the workflow later fails or is cancelled (saga). Compensations run durably, in reverse order.
+   */
+  compensate?: string;
   /** Per-attempt timeout; the step's AbortSignal fires and the attempt fails with StepTimeoutError. */
   timeout?: Duration;
   /** Retry policy; default 3 attempts, 1 s initial delay, factor 2, max 1 min. */

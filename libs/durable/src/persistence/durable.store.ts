@@ -15,7 +15,11 @@ interface QueryOutcome<T> {
 }
 
 const TERMINAL_STATUSES: RunStatus[] = ['succeeded', 'failed', 'cancelled'];
-const FENCE = `id = $1 AND executor = $2 AND epoch = $3 AND status = 'running'`;
+// A run is ours while we hold its executor id and epoch and it is running (or, once cancelled, while
+// its compensations run).
+const FENCE = `id = $1 AND executor = $2 AND epoch = $3 AND (status = 'running' OR compensating)`;
+const OWNED = `(status = 'running' OR compensating)`;
+const RELEASED = `status = CASE WHEN status = 'running' THEN 'pending' ELSE status END, executor = NULL`;
 const RUN_COLUMNS = `id, workflow, version, status, input, output, error, failed_step, attempts, epoch, deadline,
   parent_id, created_at, updated_at`;
 
@@ -91,15 +95,17 @@ export class DurableStore {
   async claimRuns(executorId: string, served: { workflows: string[]; versions: string[] }, limit: number) {
     const { rows } = await this.query<ClaimedRun>(
       `UPDATE ${this.s}.runs r
-       SET status = 'running', executor = $1, epoch = r.epoch + 1, attempts = r.attempts + 1, updated_at = now()
+       SET status = CASE WHEN r.status = 'cancelled' THEN 'cancelled' ELSE 'running' END,
+         executor = $1, epoch = r.epoch + 1, attempts = r.attempts + 1, updated_at = now()
        FROM (SELECT id FROM ${this.s}.runs
-             WHERE status IN ('pending', 'sleeping', 'waiting') AND available_at <= now()
+             WHERE (status IN ('pending','sleeping','waiting') OR (compensating AND executor IS NULL))
+               AND available_at <= now()
                AND (workflow, version) IN (SELECT * FROM unnest($2::text[], $3::text[]))
              ORDER BY available_at
              LIMIT $4
              FOR UPDATE SKIP LOCKED) due
        WHERE r.id = due.id
-       RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.attempts, r.deadline`,
+       RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.attempts, r.deadline, r.compensating`,
       [executorId, served.workflows, served.versions, limit],
     );
     return rows;
@@ -111,10 +117,10 @@ export class DurableStore {
    */
   async releaseOrphanedRuns(leaseMs: number, previousLifeOf: string | null): Promise<number> {
     const { rowCount } = await this.query(
-      `UPDATE ${this.s}.runs SET status = 'pending', executor = NULL, available_at = now(), updated_at = now()
+      `UPDATE ${this.s}.runs SET ${RELEASED}, available_at = now(), updated_at = now()
        WHERE id IN (
          SELECT r.id FROM ${this.s}.runs r LEFT JOIN ${this.s}.executors e ON e.id = r.executor
-         WHERE r.status = 'running'
+         WHERE (r.status = 'running' OR r.compensating) AND r.executor IS NOT NULL
            AND (r.executor = $2 OR e.heartbeat_at IS NULL OR e.heartbeat_at < now() - $1::bigint * interval '1 millisecond')
          FOR UPDATE OF r SKIP LOCKED)`,
       [leaseMs, previousLifeOf],
@@ -125,7 +131,7 @@ export class DurableStore {
   /** Gives one run back to the queue (e.g. it cannot be executed here after all). */
   async releaseRun(lease: Lease): Promise<void> {
     await this.query(
-      `UPDATE ${this.s}.runs SET status = 'pending', executor = NULL, available_at = now(), updated_at = now()
+      `UPDATE ${this.s}.runs SET ${RELEASED}, available_at = now(), updated_at = now()
        WHERE ${FENCE}`,
       [lease.runId, lease.executorId, lease.epoch],
     );
@@ -135,8 +141,8 @@ export class DurableStore {
   async releaseRunsOf(executorId: string): Promise<number> {
     const { rowCount } = await this.query(
       `WITH released AS (
-         UPDATE ${this.s}.runs SET status = 'pending', executor = NULL, available_at = now(), updated_at = now()
-         WHERE executor = $1 AND status = 'running' RETURNING id)
+         UPDATE ${this.s}.runs SET ${RELEASED}, available_at = now(), updated_at = now()
+         WHERE executor = $1 AND ${OWNED} RETURNING id)
        SELECT pg_notify($2, 'run') FROM released LIMIT 1`,
       [executorId, this.channel],
     );
@@ -165,7 +171,7 @@ export class DurableStore {
 
   async loadSteps(runId: string): Promise<StepRow[]> {
     const { rows } = await this.query<StepRow>(
-      `SELECT key, name, kind, status, output, error, attempts, started_at, finished_at
+      `SELECT key, name, kind, status, output, error, attempts, started_at, finished_at, undo_args
        FROM ${this.s}.steps WHERE run_id = $1 ORDER BY started_at, seq`,
       [runId],
     );
@@ -182,8 +188,9 @@ export class DurableStore {
     // can hold it idle (the server ends its session), so takeover is never blocked past the lease.
     const bound = idleTimeoutMs === undefined ? '' : `AND set_config('idle_in_transaction_session_timeout', '${Math.trunc(idleTimeoutMs)}', true) IS NOT NULL`;
     const { rowCount } = await this.query(
-      `INSERT INTO ${this.s}.steps (run_id, key, name, kind, status, output, error, attempts, started_at, finished_at)
-       SELECT $1, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12
+      `INSERT INTO ${this.s}.steps (run_id, key, name, kind, status, output, error, attempts, started_at, finished_at,
+         undo_args)
+       SELECT $1, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13::jsonb
        FROM ${this.s}.runs WHERE ${FENCE} ${bound} FOR SHARE
        ON CONFLICT (run_id, key) DO UPDATE SET status = EXCLUDED.status, output = EXCLUDED.output,
          error = EXCLUDED.error, attempts = EXCLUDED.attempts, finished_at = EXCLUDED.finished_at`,
@@ -200,6 +207,7 @@ export class DurableStore {
         step.attempts,
         step.startedAt,
         step.finishedAt,
+        step.undoArgs ?? null,
       ],
       manager,
     );
@@ -211,7 +219,7 @@ export class DurableStore {
     const { rows } = await this.query(
       `WITH finished AS (
          UPDATE ${this.s}.runs SET status = $4, output = $5::jsonb, error = $6::jsonb, failed_step = $7,
-           executor = NULL, updated_at = now()
+           executor = NULL, compensating = false, updated_at = now()
          WHERE ${FENCE} RETURNING id)
        SELECT pg_notify($8, 'done:' || id) FROM finished`,
       [
@@ -231,7 +239,8 @@ export class DurableStore {
   /** Parks a run we own until `wakeInMs` from now (or its deadline, if sooner); any replica resumes it. */
   async parkRun(lease: Lease, status: 'sleeping' | 'waiting', wakeInMs: number): Promise<boolean> {
     const { rowCount } = await this.query(
-      `UPDATE ${this.s}.runs SET status = $4, executor = NULL, updated_at = now(),
+      `UPDATE ${this.s}.runs SET executor = NULL, updated_at = now(),
+         status = CASE WHEN status = 'cancelled' THEN status ELSE $4 END,
          available_at = LEAST(now() + $5::bigint * interval '1 millisecond', COALESCE(deadline, 'infinity'))
        WHERE ${FENCE}`,
       [lease.runId, lease.executorId, lease.epoch, status, wakeInMs],
@@ -327,10 +336,14 @@ export class DurableStore {
          UNION ALL
          SELECT r.id FROM ${this.s}.runs r JOIN tree t ON r.parent_id = t.id),
        cancelled AS (
-         UPDATE ${this.s}.runs SET status = 'cancelled', error = $2::jsonb, executor = NULL, updated_at = now()
+         UPDATE ${this.s}.runs SET status = 'cancelled', error = $2::jsonb, executor = NULL,
+           epoch = epoch + 1, available_at = now(), updated_at = now(),
+           compensating = EXISTS (SELECT 1 FROM ${this.s}.steps s
+                                  WHERE s.run_id = runs.id AND s.undo_args IS NOT NULL AND s.status = 'succeeded')
          WHERE id IN (SELECT id FROM tree) AND status NOT IN ('succeeded', 'failed', 'cancelled')
-         RETURNING id)
-       SELECT id, pg_notify($3, 'done:' || id) FROM cancelled`,
+         RETURNING id, compensating)
+       SELECT id, pg_notify($3, 'done:' || id), CASE WHEN compensating THEN pg_notify($3, 'run') END
+       FROM cancelled`,
       [runId, error, this.channel],
     );
     return rows.map((row) => row.id);
@@ -364,6 +377,7 @@ export class DurableStore {
            SELECT r.id FROM ${this.s}.runs r JOIN tree t ON r.parent_id = t.id WHERE r.status = 'cancelled'),
          resumed AS (
            UPDATE ${this.s}.runs SET status = 'pending', error = NULL, failed_step = NULL, executor = NULL,
+             compensating = false,
              available_at = now(), updated_at = now(),
              deadline = CASE WHEN deadline <= now() THEN NULL ELSE deadline END
            WHERE id IN (SELECT id FROM tree) AND status IN ('failed', 'cancelled')
@@ -374,6 +388,15 @@ export class DurableStore {
       );
       return run.status;
     });
+  }
+
+  /** Ends the compensation of a cancelled run. */
+  async finishCompensation(lease: Lease): Promise<boolean> {
+    const { rowCount } = await this.query(
+      `UPDATE ${this.s}.runs SET compensating = false, executor = NULL, updated_at = now() WHERE ${FENCE}`,
+      [lease.runId, lease.executorId, lease.epoch],
+    );
+    return rowCount === 1;
   }
 
   async getRun(id: string): Promise<RunRow | undefined> {

@@ -29,6 +29,8 @@ export interface StepRow {
   attempts: number;
   started_at: Date;
   finished_at: Date | null;
+  /** Arguments of a step that has a compensation (null otherwise). */
+  undo_args?: unknown;
 }
 
 /** A run this executor now owns. */
@@ -40,6 +42,8 @@ export interface ClaimedRun {
   epoch: number;
   attempts: number;
   deadline: Date | null;
+  /** A cancelled run whose compensations are to run. */
+  compensating?: boolean;
 }
 
 /** What a step checkpoint writes. Values are JSON text already encoded. */
@@ -53,6 +57,8 @@ export interface StepRecord {
   attempts: number;
   startedAt: Date;
   finishedAt: Date | null;
+  /** JSON text of the step's arguments, kept for its compensation. */
+  undoArgs?: string | null;
 }
 
 /** The lease a checkpoint write must still hold. */

@@ -21,13 +21,16 @@ export function createDurableTablesSql(schema: string): string[] {
       deadline timestamptz,
       parent_id text,
       signal_count integer NOT NULL DEFAULT 0,
+      compensating boolean NOT NULL DEFAULT false,
       created_at timestamptz NOT NULL DEFAULT now(),
       updated_at timestamptz NOT NULL DEFAULT now()
     )`,
-    // Claimable runs, oldest due first; the only index the claim query reads.
-    `CREATE INDEX runs_ready_idx ON ${s}.runs (available_at) WHERE status IN ('pending','sleeping','waiting')`,
+    // Claimable runs (and cancelled runs whose compensations are due), oldest due first; the only
+    // index the claim query reads.
+    `CREATE INDEX runs_ready_idx ON ${s}.runs (available_at)
+       WHERE status IN ('pending','sleeping','waiting') OR (compensating AND executor IS NULL)`,
     // Runs in flight per executor: the orphan sweep and shutdown release read only these.
-    `CREATE INDEX runs_owner_idx ON ${s}.runs (executor) WHERE status = 'running'`,
+    `CREATE INDEX runs_owner_idx ON ${s}.runs (executor) WHERE status = 'running' OR compensating`,
     `CREATE INDEX runs_created_idx ON ${s}.runs (created_at DESC, id DESC)`,
     `CREATE INDEX runs_status_created_idx ON ${s}.runs (status, created_at DESC, id DESC)`,
     `CREATE INDEX runs_workflow_created_idx ON ${s}.runs (workflow, created_at DESC, id DESC)`,
@@ -44,6 +47,7 @@ export function createDurableTablesSql(schema: string): string[] {
       attempts integer NOT NULL DEFAULT 1,
       started_at timestamptz NOT NULL,
       finished_at timestamptz,
+      undo_args jsonb,
       seq bigint GENERATED ALWAYS AS IDENTITY,
       PRIMARY KEY (run_id, key)
     )`,

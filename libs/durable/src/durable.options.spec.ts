@@ -1,0 +1,55 @@
+import { hostname } from 'node:os';
+import { resolveDurableOptions } from './durable.options';
+import { InvalidOptionsError } from './errors';
+
+describe('resolveDurableOptions', () => {
+  it('applies the documented defaults', () => {
+    expect(resolveDurableOptions()).toEqual({
+      schema: 'durable',
+      executorId: `${hostname()}-${process.pid}`,
+      worker: true,
+      concurrency: 20,
+      leaseMs: 30_000,
+      heartbeatMs: 5_000,
+      pollIntervalMs: 1_000,
+      recoverOnStartup: true,
+      shutdownTimeoutMs: 10_000,
+      maxPayloadBytes: 1024 * 1024,
+    });
+  });
+
+  it('derives a default heartbeat that fits a short lease', () => {
+    expect(resolveDurableOptions({ leaseMs: 900 }).heartbeatMs).toBe(300);
+    expect(resolveDurableOptions({ leaseMs: 600_000 }).heartbeatMs).toBe(5_000);
+  });
+
+  it('keeps valid explicit values', () => {
+    const options = {
+      schema: 'my_schema_2',
+      executorId: 'pod-7',
+      worker: false,
+      concurrency: 1,
+      leaseMs: 100,
+      heartbeatMs: 50,
+    };
+    expect(resolveDurableOptions(options)).toMatchObject(options);
+  });
+
+  it.each([
+    ['options', null],
+    ['options', 'durable'],
+    ['schema', { schema: 'durable"; drop' }],
+    ['schema', { schema: '1abc' }],
+    ['schema', { schema: 'pg_' + 'x'.repeat(61) }],
+    ['concurrency', { concurrency: 10_001 }],
+    ['leaseMs', { leaseMs: 99 }],
+    ['heartbeatMs', { leaseMs: 100, heartbeatMs: 51 }],
+    ['shutdownTimeoutMs', { shutdownTimeoutMs: -1 }],
+    ['maxPayloadBytes', { maxPayloadBytes: 1.5 }],
+    ['worker', { worker: 0 }],
+    ['unknownOption', { unknownOption: true }],
+  ])('rejects a bad %s with InvalidOptionsError naming it', (name, options) => {
+    expect(() => resolveDurableOptions(options as never)).toThrow(InvalidOptionsError);
+    expect(() => resolveDurableOptions(options as never)).toThrow(`"${name}"`);
+  });
+});
