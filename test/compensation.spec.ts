@@ -12,6 +12,7 @@ class Saga {
   hold = new Map<string, Gate>();
   undoFails = new Set<string>();
   log: string[] = [];
+  signals = new Map<string, AbortSignal>();
 
   @Step({ compensate: 'releaseQuota' })
   async reserveQuota(tenant: string): Promise<string> {
@@ -28,8 +29,9 @@ class Saga {
 
   @Step({ retry: { maxAttempts: 1 } })
   async configureDns(tenant: string): Promise<void> {
-    await this.hold.get(tenant)?.promise;
     const { signal } = Durable.context().step!;
+    this.signals.set(tenant, signal);
+    await this.hold.get(tenant)?.promise;
     if (signal.aborted) {
       this.log.push(`dns ${tenant} aborted: ${(signal.reason as Error).name}`);
       throw signal.reason;
@@ -123,8 +125,14 @@ describe('compensation (sagas)', () => {
     const held = gate();
     saga.hold.set('t3', held);
     const handle = await client.start('provision', ['t3'], { id: 'saga-cancel' });
-    await eventually(() => keys('saga-cancel'), (k) => k.length === 2, 5_000);
+    await eventually(
+      () => keys('saga-cancel'),
+      (k) => k.length === 2,
+      5_000,
+    );
     expect(await client.cancel('saga-cancel', 'customer left')).toBe(true);
+    // The owner hears of the cancel through NOTIFY and aborts the step in flight.
+    await eventually(async () => saga.signals.get('t3')?.aborted, (aborted) => aborted === true, 5_000);
     held.open();
     await expect(handle.result({ timeout: '5s' })).rejects.toMatchObject({ name: 'RunCancelledError' });
     const done = await eventually(
@@ -138,8 +146,15 @@ describe('compensation (sagas)', () => {
       '$undo:createDatabase#1#1:succeeded',
       '$undo:reserveQuota#1#1:succeeded',
     ]);
-    const [run] = await ds.query(`SELECT status, compensating, executor, error FROM durable.runs WHERE id = 'saga-cancel'`);
-    expect(run).toMatchObject({ status: 'cancelled', compensating: false, executor: null, error: { message: 'customer left' } });
+    const [run] = await ds.query(
+      `SELECT status, compensating, executor, error FROM durable.runs WHERE id = 'saga-cancel'`,
+    );
+    expect(run).toMatchObject({
+      status: 'cancelled',
+      compensating: false,
+      executor: null,
+      error: { message: 'customer left' },
+    });
     // The step in flight saw its AbortSignal fire with the cancellation, and recorded nothing.
     expect(saga.log).toContain('dns t3 aborted: RunCancelledError');
     expect(saga.log).not.toContain('dns t3');
@@ -152,7 +167,7 @@ describe('compensation (sagas)', () => {
       async act(): Promise<void> {}
     }
     await expect(createDurableApp({ url: database.url, providers: [Broken] })).rejects.toThrow(
-      'Broken.act declares compensate: \'nope\'',
+      "Broken.act declares compensate: 'nope'",
     );
   });
 });

@@ -17,8 +17,6 @@ import {
 } from '@app/durable';
 import { createTestDatabase } from './support/database';
 
-
-
 /** Business rows written by transactional steps; no unique constraint, so duplicates would show. */
 const LEDGER = `CREATE TABLE IF NOT EXISTS ledger (run_id text NOT NULL, entry text NOT NULL, amount int NOT NULL)`;
 
@@ -35,10 +33,16 @@ class Payments {
   async debit(amount: number): Promise<string> {
     this.bodyRuns++;
     const { runId } = Durable.context();
-    await Durable.manager().query(`INSERT INTO ledger (run_id, entry, amount) VALUES ($1, 'debit', $2)`, [runId, amount]);
+    await Durable.manager().query(`INSERT INTO ledger (run_id, entry, amount) VALUES ($1, 'debit', $2)`, [
+      runId,
+      amount,
+    ]);
     // Written through nestjs-cls: joins the same transaction.
     this.txSeenByCls = this.txHost.tx === Durable.manager();
-    await this.txHost.tx.query(`INSERT INTO ledger (run_id, entry, amount) VALUES ($1, 'debit-cls', $2)`, [runId, amount]);
+    await this.txHost.tx.query(`INSERT INTO ledger (run_id, entry, amount) VALUES ($1, 'debit-cls', $2)`, [
+      runId,
+      amount,
+    ]);
     if (this.holdStep) await this.holdStep;
     if (this.failNextCommit.delete(runId)) throw new Error('transient failure after the write');
     return `debited ${amount}`;
@@ -84,7 +88,9 @@ class Signup {
 
   @Transactional()
   async register(runId: string, fail: boolean): Promise<void> {
-    await this.txHost.tx.query(`INSERT INTO ledger (run_id, entry, amount) VALUES ($1, 'signup', 0)`, [runId]);
+    await this.txHost.tx.query(`INSERT INTO ledger (run_id, entry, amount) VALUES ($1, 'signup', 0)`, [
+      runId,
+    ]);
     await this.durable.start('charge', [5], { id: runId });
     if (fail) throw new Error('signup failed after starting the workflow');
   }
@@ -207,8 +213,13 @@ describe('transactions', () => {
     for (let i = 0; i < 100 && payments.bodyRuns === 0; i++) await new Promise((r) => setTimeout(r, 20));
     await new Promise((r) => setTimeout(r, 100));
     // A live executor (fresh heartbeat) took it over, so the sweep leaves it alone.
-    await dataSource.query(`INSERT INTO durable.executors (id, heartbeat_at) VALUES ('someone-else', now() + interval '1 hour')`);
-    await dataSource.query(`UPDATE durable.runs SET epoch = epoch + 1, executor = 'someone-else' WHERE id = 'tx-fenced'`);
+    await dataSource.query(
+      `INSERT INTO durable.executors (id, heartbeat_at, started_at)
+       VALUES ('someone-else', now() + interval '1 hour', now() - interval '1 hour')`,
+    );
+    await dataSource.query(
+      `UPDATE durable.runs SET epoch = epoch + 1, executor = 'someone-else' WHERE id = 'tx-fenced'`,
+    );
     payments.holdStep = undefined;
     release();
     await new Promise((r) => setTimeout(r, 300));
@@ -217,13 +228,17 @@ describe('transactions', () => {
     expect(info!.status).toBe('running');
     expect(info!.steps).toEqual([]);
     // Hand it back to the queue: another execution commits the step once.
-    await dataSource.query(`UPDATE durable.runs SET status = 'pending', executor = NULL WHERE id = 'tx-fenced'`);
+    await dataSource.query(
+      `UPDATE durable.runs SET status = 'pending', executor = NULL WHERE id = 'tx-fenced'`,
+    );
     await expect(handle.result({ timeout: '10s' })).resolves.toBe('debited 3');
     expect(await ledger('tx-fenced')).toEqual(['debit', 'debit-cls']);
   });
 
   it('serialization failures retry the whole step transaction', async () => {
-    const handles = await Promise.all(Array.from({ length: 6 }, (_, i) => client.start('count', [], { id: `ser-${i}` })));
+    const handles = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => client.start('count', [], { id: `ser-${i}` })),
+    );
     const values = await Promise.all(handles.map((h) => h.result({ timeout: '30s' })));
     expect([...values].sort()).toEqual([1, 2, 3, 4, 5, 6]);
     const [{ value }] = await dataSource.query(`SELECT value FROM counters WHERE id = 1`);

@@ -104,7 +104,10 @@ describe('waits and control', () => {
   it('a durable sleep parks the run (no owner) and wakes it on time', async () => {
     const started = Date.now();
     const handle = await client.start('sleeper', [1500], { id: 'sleep-1' });
-    const parked = await eventually(() => runRow('sleep-1'), (row) => row.status === 'sleeping');
+    const parked = await eventually(
+      () => runRow('sleep-1'),
+      (row) => row.status === 'sleeping',
+    );
     expect(parked.executor).toBeNull();
     await expect(handle.result({ timeout: '10s' })).resolves.toBe(6);
     const elapsed = Date.now() - started;
@@ -135,10 +138,16 @@ describe('waits and control', () => {
 
   it('a waiting run is parked and woken by a signal through NOTIFY, well before the poll would', async () => {
     const handle = await client.start('twoApprovals', [], { id: 'signals-2' });
-    await eventually(() => runRow('signals-2'), (row) => row.status === 'waiting');
+    await eventually(
+      () => runRow('signals-2'),
+      (row) => row.status === 'waiting',
+    );
     const sent = Date.now();
     await client.signal('signals-2', 'approve', 1);
-    await eventually(() => runRow('signals-2'), (row) => row.status === 'waiting');
+    await eventually(
+      () => runRow('signals-2'),
+      (row) => row.status === 'waiting',
+    );
     await client.signal('signals-2', 'approve', 2);
     await expect(handle.result({ timeout: '10s' })).resolves.toEqual([1, 2, undefined]);
     expect(Date.now() - sent).toBeLessThan(5_000);
@@ -155,7 +164,9 @@ describe('waits and control', () => {
     await client.signal('signals-3', 'approve', 'a');
     await client.signal('signals-3', 'approve', 'b');
     await expect(handle.result({ timeout: '10s' })).resolves.toEqual(['a', 'b', undefined]);
-    const [stored] = await ds.query(`SELECT name FROM durable.signals WHERE run_id = 'signals-3' ORDER BY id LIMIT 1`);
+    const [stored] = await ds.query(
+      `SELECT name FROM durable.signals WHERE run_id = 'signals-3' ORDER BY id LIMIT 1`,
+    );
     expect(stored.name).toBe(hostile);
   });
 
@@ -183,7 +194,10 @@ describe('waits and control', () => {
   it('cancel stops a run and its child; resume brings both back', async () => {
     const handle = await client.start('parent', [], { id: 'family' });
     const childId = 'family:child#1';
-    await eventually(() => runRow(childId), (row) => row?.status === 'sleeping');
+    await eventually(
+      () => runRow(childId),
+      (row) => row?.status === 'sleeping',
+    );
     expect(await client.cancel('family', 'operator said no')).toBe(true);
     await expect(handle.result({ timeout: '5s' })).rejects.toBeInstanceOf(RunCancelledError);
     expect((await client.status(childId))!.status).toBe('cancelled');
@@ -192,7 +206,9 @@ describe('waits and control', () => {
     await expect(handle.result({ timeout: '15s' })).resolves.toBe(43);
     expect((await client.status(childId))!.status).toBe('succeeded');
     const parentSteps = (await client.status('family'))!.steps;
-    expect(parentSteps.map((s) => [s.key, s.kind, s.status, s.output])).toEqual([['child#1', 'child', 'succeeded', 42]]);
+    expect(parentSteps.map((s) => [s.key, s.kind, s.status, s.output])).toEqual([
+      ['child#1', 'child', 'succeeded', 42],
+    ]);
   });
 
   it('parallel steps get occurrences in call order', async () => {

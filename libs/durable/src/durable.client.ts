@@ -8,7 +8,13 @@ import { DurableOptionsHolder } from './durable.options';
 import { DurableWorker } from './durable.worker';
 import { toOptionalMilliseconds } from './duration';
 import { RunResultWaiter } from './engine/run-result.waiter';
-import { InvalidArgumentError, RunConflictError, RunNotFoundError, RunStateError, StartNotCommittedError } from './errors';
+import {
+  InvalidArgumentError,
+  RunConflictError,
+  RunNotFoundError,
+  RunStateError,
+  StartNotCommittedError,
+} from './errors';
 import type {
   ListRunsOptions,
   ResultOptions,
@@ -25,7 +31,15 @@ import type { RunRow, StepRow } from './persistence/row-types';
 import { assertValidId } from './validation';
 import { WorkflowRegistry } from './workflow.registry';
 
-const STATUSES: RunStatus[] = ['pending', 'running', 'sleeping', 'waiting', 'succeeded', 'failed', 'cancelled'];
+const STATUSES: RunStatus[] = [
+  'pending',
+  'running',
+  'sleeping',
+  'waiting',
+  'succeeded',
+  'failed',
+  'cancelled',
+];
 const MAX_PAGE = 1_000;
 const TERMINAL: RunStatus[] = ['succeeded', 'failed', 'cancelled'];
 
@@ -54,9 +68,14 @@ export class DurableClient {
    * Starts a run, or returns the existing run with that id. With a `manager` (or inside a transactional
    * step) the run is inserted in that transaction and exists only once it commits.
    */
-  async start<R = unknown>(workflow: WorkflowRef, args: unknown[] = [], opts: StartOptions = {}): Promise<WorkflowHandle<R>> {
+  async start<R = unknown>(
+    workflow: WorkflowRef,
+    args: unknown[] = [],
+    opts: StartOptions = {},
+  ): Promise<WorkflowHandle<R>> {
     const name = this.workflowName(workflow);
-    if (!Array.isArray(args)) throw new InvalidArgumentError(`start("${name}") expects the workflow's arguments as an array.`);
+    if (!Array.isArray(args))
+      throw new InvalidArgumentError(`start("${name}") expects the workflow's arguments as an array.`);
     const id = opts.id ?? randomUUID();
     assertValidId('run id', id);
     const scope = durableScope.getStore();
@@ -88,7 +107,8 @@ export class DurableClient {
       return this.handleFor<R>(id, manager);
     }
     const existing = await this.store.findRunWorkflow(id, manager);
-    if (existing !== undefined && existing !== name) throw new RunConflictError(messages.runConflict(id, existing, name));
+    if (existing !== undefined && existing !== name)
+      throw new RunConflictError(messages.runConflict(id, existing, name));
     return this.handleFor<R>(id, manager);
   }
 
@@ -159,7 +179,9 @@ export class DurableClient {
     assertValidId('run id', id);
     assertValidId('signal name', name);
     const encoded =
-      payload === undefined ? 'null' : encodeJson(payload, `Payload of signal "${name}"`, this.options.value.maxPayloadBytes);
+      payload === undefined
+        ? 'null'
+        : encodeJson(payload, `Payload of signal "${name}"`, this.options.value.maxPayloadBytes);
     const status = await this.store.sendSignal(id, name, encoded);
     if (!status) throw new RunNotFoundError(messages.runNotFound(id));
     if (TERMINAL.includes(status)) throw new RunStateError(messages.signalToFinishedRun(id, name, status));
@@ -174,10 +196,15 @@ export class DurableClient {
     if (reason !== undefined && (typeof reason !== 'string' || reason.length > 2_000)) {
       throw new InvalidArgumentError('cancel(): reason must be a string of at most 2000 characters.');
     }
-    const error = JSON.stringify({ name: 'RunCancelledError', message: reason ?? 'Cancelled', code: 'DURABLE_RUN_CANCELLED' });
+    const error = JSON.stringify({
+      name: 'RunCancelledError',
+      message: reason ?? 'Cancelled',
+      code: 'DURABLE_RUN_CANCELLED',
+    });
     const cancelled = await this.store.cancelRuns(id, error);
     if (cancelled.length > 0) return true;
-    if ((await this.store.findRunWorkflow(id)) === undefined) throw new RunNotFoundError(messages.runNotFound(id));
+    if ((await this.store.findRunWorkflow(id)) === undefined)
+      throw new RunNotFoundError(messages.runNotFound(id));
     return false;
   }
 
@@ -189,7 +216,8 @@ export class DurableClient {
     assertValidId('run id', id);
     const status = await this.store.resumeRun(id);
     if (!status) throw new RunNotFoundError(messages.runNotFound(id));
-    if (status !== 'failed' && status !== 'cancelled') throw new RunStateError(messages.resumeNotAllowed(id, status));
+    if (status !== 'failed' && status !== 'cancelled')
+      throw new RunStateError(messages.resumeNotAllowed(id, status));
   }
 
   private workflowName(workflow: WorkflowRef): string {

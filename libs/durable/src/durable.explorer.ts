@@ -38,7 +38,11 @@ export class DurableExplorer implements OnModuleInit {
     if (!prototype || typeof prototype !== 'object') return;
     const decorated = this.scanner
       .getAllMethodNames(prototype)
-      .filter((name) => this.accessor.getWorkflowMetadata(prototype[name]) || this.accessor.getStepMetadata(prototype[name]));
+      .filter(
+        (name) =>
+          this.accessor.getWorkflowMetadata(prototype[name]) ||
+          this.accessor.getStepMetadata(prototype[name]),
+      );
     if (decorated.length === 0) return;
     const className = wrapper.metatype?.name ?? String(wrapper.name);
     if (!wrapper.isDependencyTreeStatic()) {
@@ -63,7 +67,8 @@ export class DurableExplorer implements OnModuleInit {
         instance[methodName] = this.interceptor.wrapWorkflow(workflow, methodName);
       } else if (step) {
         instance[methodName] = this.interceptor.wrapStep(step, original, methodName);
-        if (step.compensate) this.registerCompensation(instance, prototype, className, methodName, step.name, step.compensate);
+        if (step.compensate)
+          this.registerCompensation(instance, prototype, className, methodName, step.name, step.compensate);
       }
     }
   }

@@ -36,7 +36,9 @@ export function resolveDurableOptions(options: DurableModuleOptions = {}): Resol
   }
   for (const key of Object.keys(options)) {
     if (!KNOWN_OPTIONS.has(key)) {
-      throw new InvalidOptionsError(messages.invalidOption(key, (options as Record<string, unknown>)[key], 'no such option'));
+      throw new InvalidOptionsError(
+        messages.invalidOption(key, (options as Record<string, unknown>)[key], 'no such option'),
+      );
     }
   }
   const resolved: ResolvedDurableOptions = {
@@ -45,7 +47,9 @@ export function resolveDurableOptions(options: DurableModuleOptions = {}): Resol
     worker: options.worker ?? true,
     concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
     leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
-    heartbeatMs: options.heartbeatMs ?? Math.min(DEFAULT_HEARTBEAT_MS, Math.floor((options.leaseMs ?? DEFAULT_LEASE_MS) / 3)),
+    heartbeatMs:
+      options.heartbeatMs ??
+      Math.min(DEFAULT_HEARTBEAT_MS, Math.floor((options.leaseMs ?? DEFAULT_LEASE_MS) / 3)),
     pollIntervalMs: options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS,
     recoverOnStartup: options.recoverOnStartup ?? true,
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS,
@@ -54,10 +58,13 @@ export function resolveDurableOptions(options: DurableModuleOptions = {}): Resol
   assertValidSchemaName(resolved.schema);
   const id = resolved.executorId;
   if (typeof id !== 'string' || id.length < 1 || id.length > MAX_ID_LENGTH) {
-    throw new InvalidOptionsError(messages.invalidOption('executorId', id, `a string of 1-${MAX_ID_LENGTH} characters`));
+    throw new InvalidOptionsError(
+      messages.invalidOption('executorId', id, `a string of 1-${MAX_ID_LENGTH} characters`),
+    );
   }
   for (const key of ['worker', 'recoverOnStartup'] as const) {
-    if (typeof resolved[key] !== 'boolean') throw new InvalidOptionsError(messages.invalidOption(key, resolved[key], 'a boolean'));
+    if (typeof resolved[key] !== 'boolean')
+      throw new InvalidOptionsError(messages.invalidOption(key, resolved[key], 'a boolean'));
   }
   integer('concurrency', resolved.concurrency, 1, 10_000);
   integer('leaseMs', resolved.leaseMs, 100, 86_400_000);
@@ -67,7 +74,11 @@ export function resolveDurableOptions(options: DurableModuleOptions = {}): Resol
   integer('maxPayloadBytes', resolved.maxPayloadBytes, 1, 256 * 1024 * 1024);
   if (resolved.heartbeatMs * 2 > resolved.leaseMs) {
     throw new InvalidOptionsError(
-      messages.invalidOption('heartbeatMs', resolved.heartbeatMs, `at most half of leaseMs (${resolved.leaseMs})`),
+      messages.invalidOption(
+        'heartbeatMs',
+        resolved.heartbeatMs,
+        `at most half of leaseMs (${resolved.leaseMs})`,
+      ),
     );
   }
   return resolved;

@@ -53,14 +53,21 @@ export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicati
     await this.listener.start();
     this.started = true;
     if (!worker) return;
-    await this.store.heartbeat(executorId);
+    // A new life of this executor id: runs it claimed before now are orphans (see releaseOrphanedRuns).
+    await this.store.heartbeat(executorId, true);
     if (recoverOnStartup) {
-      const recovered = await this.store.releaseOrphanedRuns(leaseMs, executorId);
+      const recovered = await this.store.releaseOrphanedRuns(leaseMs);
       if (recovered > 0) this.logger.log(`Recovered ${recovered} interrupted run(s) for execution.`);
     }
     this.worker.start();
-    this.schedulerRegistry!.addInterval(this.heartbeatName, setInterval(() => void this.heartbeat(), heartbeatMs));
-    this.schedulerRegistry!.addInterval(this.sweepName, setInterval(() => void this.sweep(), pollIntervalMs));
+    this.schedulerRegistry!.addInterval(
+      this.heartbeatName,
+      setInterval(() => void this.heartbeat(), heartbeatMs),
+    );
+    this.schedulerRegistry!.addInterval(
+      this.sweepName,
+      setInterval(() => void this.sweep(), pollIntervalMs),
+    );
     await this.worker.poke();
   }
 
@@ -85,7 +92,7 @@ export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicati
   /** Returns dead executors' runs to the queue, claims what is due, and reports runs nobody serves. */
   private async sweep(): Promise<void> {
     try {
-      await this.store.releaseOrphanedRuns(this.options.value.leaseMs, null);
+      await this.store.releaseOrphanedRuns(this.options.value.leaseMs);
       await this.worker.poke();
       if (this.sweeps++ % UNSERVED_REPORT_EVERY === 0) await this.reportUnserved();
     } catch (error) {

@@ -50,7 +50,10 @@ export class Durable {
    * its payload (null when it had none), or undefined once `timeout` passes. Survives restarts.
    * @example const approval = await Durable.waitForSignal<{ by: string }>('approval', { timeout: '3d' });
    */
-  static waitForSignal<T = unknown>(name: string, options: { timeout?: Duration } = {}): Promise<T | undefined> {
+  static waitForSignal<T = unknown>(
+    name: string,
+    options: { timeout?: Duration } = {},
+  ): Promise<T | undefined> {
     assertValidId('signal name', name);
     const timeoutMs = toOptionalMilliseconds(options.timeout);
     const scope = durableScope.getStore();

@@ -101,7 +101,9 @@ export class DurableWorker {
     await Promise.race([drained, delay(timeoutMs, bound.signal).catch(() => undefined)]);
     bound.abort();
     if (this.inFlight.size > 0) {
-      this.logger.warn(`Shutting down with ${this.inFlight.size} run(s) in flight; releasing them to other replicas.`);
+      this.logger.warn(
+        `Shutting down with ${this.inFlight.size} run(s) in flight; releasing them to other replicas.`,
+      );
     }
     await this.store.releaseRunsOf(this.options.value.executorId);
     const shutdown = new Error('This process is shutting down; the run was released to another replica.');

@@ -41,7 +41,8 @@ export class WorkflowRegistry {
     }
     this.byKey.set(key, workflow);
     const latest = this.latestByName.get(workflow.name);
-    if (!latest || compareVersions(workflow.version, latest.version) > 0) this.latestByName.set(workflow.name, workflow);
+    if (!latest || compareVersions(workflow.version, latest.version) > 0)
+      this.latestByName.set(workflow.name, workflow);
   }
 
   addCompensation(compensation: RegisteredCompensation): void {

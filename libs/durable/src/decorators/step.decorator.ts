@@ -14,7 +14,8 @@ import type { ResolvedRetryPolicy, StepMetadata } from './workflow-metadata';
  * async createDatabase(tenantId: string) { ... }
  */
 export function Step(nameOrOptions?: string | StepOptions): MethodDecorator {
-  const options: StepOptions = typeof nameOrOptions === 'string' ? { name: nameOrOptions } : (nameOrOptions ?? {});
+  const options: StepOptions =
+    typeof nameOrOptions === 'string' ? { name: nameOrOptions } : (nameOrOptions ?? {});
   return (target, propertyKey, descriptor) => {
     const name = options.name ?? String(propertyKey);
     assertValidName('Step', name);
@@ -38,7 +39,9 @@ export function defaultStepMetadata(name: string): StepMetadata {
 function resolveCompensate(step: string, compensate: unknown): string | undefined {
   if (compensate === undefined) return undefined;
   if (typeof compensate !== 'string' || compensate.length === 0) {
-    throw new InvalidArgumentError(`@Step "${step}": compensate must be the name of a method of the same class.`);
+    throw new InvalidArgumentError(
+      `@Step "${step}": compensate must be the name of a method of the same class.`,
+    );
   }
   return compensate;
 }
@@ -58,7 +61,8 @@ function resolveIsolation(step: string, options: StepOptions): StepMetadata['iso
 function resolveRetry(step: string, retry: RetryOptions = {}): ResolvedRetryPolicy {
   const policy: ResolvedRetryPolicy = {
     maxAttempts: retry.maxAttempts ?? DEFAULT_RETRY.maxAttempts,
-    initialDelayMs: retry.initialDelay === undefined ? DEFAULT_RETRY.initialDelayMs : toMilliseconds(retry.initialDelay),
+    initialDelayMs:
+      retry.initialDelay === undefined ? DEFAULT_RETRY.initialDelayMs : toMilliseconds(retry.initialDelay),
     backoffFactor: retry.backoffFactor ?? DEFAULT_RETRY.backoffFactor,
     maxDelayMs: retry.maxDelay === undefined ? DEFAULT_RETRY.maxDelayMs : toMilliseconds(retry.maxDelay),
     nonRetryable: retry.nonRetryable ?? [],

@@ -38,7 +38,11 @@ export class CheckpointWriter {
     const run = await this.store.getRun(execution.runId);
     if (run?.status === 'cancelled') {
       const reason = run.error?.message;
-      const error = new RunCancelledError(messages.runCancelled(execution.runId, reason), execution.runId, reason);
+      const error = new RunCancelledError(
+        messages.runCancelled(execution.runId, reason),
+        execution.runId,
+        reason,
+      );
       execution.halt('cancelled', error);
       return error;
     }
@@ -54,7 +58,10 @@ export class CheckpointWriter {
     const run = await this.store.getRun(execution.runId);
     if (run?.status !== 'cancelled') return;
     const reason = run.error?.message;
-    execution.halt('cancelled', new RunCancelledError(messages.runCancelled(execution.runId, reason), execution.runId, reason));
+    execution.halt(
+      'cancelled',
+      new RunCancelledError(messages.runCancelled(execution.runId, reason), execution.runId, reason),
+    );
   }
 
   private async withRetries<T>(write: () => Promise<T>): Promise<T> {

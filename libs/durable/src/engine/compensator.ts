@@ -24,7 +24,9 @@ export class Compensator {
   async compensate(execution: RunExecution): Promise<void> {
     execution.compensating = true;
     const history = await this.store.loadSteps(execution.runId);
-    const done = history.filter((step) => step.kind === 'step' && step.status === 'succeeded' && step.undo_args != null);
+    const done = history.filter(
+      (step) => step.kind === 'step' && step.status === 'succeeded' && step.undo_args != null,
+    );
     for (const step of done.reverse()) {
       const compensation = this.registry.compensation(step.name);
       if (!compensation) {
@@ -39,7 +41,9 @@ export class Compensator {
         );
       } catch (error) {
         execution.throwIfHalted();
-        this.logger.warn(messages.compensationFailed(execution.runId, step.key, (error as Error)?.message ?? String(error)));
+        this.logger.warn(
+          messages.compensationFailed(execution.runId, step.key, (error as Error)?.message ?? String(error)),
+        );
       }
     }
   }

@@ -13,7 +13,11 @@ export async function assertInHistory(execution: RunExecution, key: string): Pro
   await nextTurn();
   const expected = execution.unreplayedKeys();
   if (expected.length === 0) return;
-  const error = new ReplayMismatchError(messages.replayMismatch(execution.runId, expected, key), expected, key);
+  const error = new ReplayMismatchError(
+    messages.replayMismatch(execution.runId, expected, key),
+    expected,
+    key,
+  );
   execution.halt('mismatch', error);
   throw error;
 }

@@ -77,7 +77,8 @@ export class RunExecution {
 
   /** Remembers which step threw an error, so a run failed by it can be resumed at that step. */
   markStepError(error: unknown, key: string): unknown {
-    if (error !== null && typeof error === 'object' && !this.stepErrors.has(error)) this.stepErrors.set(error, key);
+    if (error !== null && typeof error === 'object' && !this.stepErrors.has(error))
+      this.stepErrors.set(error, key);
     return error;
   }
 

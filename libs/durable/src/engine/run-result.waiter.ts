@@ -1,7 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { messages } from '../durable.messages';
 import { DurableOptionsHolder } from '../durable.options';
-import { RecordedError, ResultTimeoutError, RunCancelledError, RunNotFoundError, WorkflowFailedError } from '../errors';
+import {
+  RecordedError,
+  ResultTimeoutError,
+  RunCancelledError,
+  RunNotFoundError,
+  WorkflowFailedError,
+} from '../errors';
 import { DurableStore } from '../persistence/durable.store';
 import { decodeJson } from '../persistence/json-codec';
 import type { RunRow } from '../persistence/row-types';
@@ -61,7 +67,12 @@ export class RunResultWaiter {
       cleanup.push(this.events.onReconnected(() => void check()));
       timers.push(setInterval(() => void check(), this.options.value.pollIntervalMs * 10));
       if (timeoutMs !== undefined) {
-        timers.push(setTimeout(() => finish(() => reject(new ResultTimeoutError(messages.resultTimeout(id, timeoutMs)))), timeoutMs));
+        timers.push(
+          setTimeout(
+            () => finish(() => reject(new ResultTimeoutError(messages.resultTimeout(id, timeoutMs)))),
+            timeoutMs,
+          ),
+        );
       }
       if (!executingHere) void check();
     });
@@ -84,5 +95,9 @@ function outcome<R>(ended: RunEnded): R {
     throw new RunCancelledError(messages.runCancelled(ended.id, reason), ended.id, reason);
   }
   const cause = new RecordedError(ended.error ?? { name: 'Error', message: 'unknown error' });
-  throw new WorkflowFailedError(messages.workflowFailed(ended.id, `${cause.name}: ${cause.message}`), ended.id, cause);
+  throw new WorkflowFailedError(
+    messages.workflowFailed(ended.id, `${cause.name}: ${cause.message}`),
+    ended.id,
+    cause,
+  );
 }

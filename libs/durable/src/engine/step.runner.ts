@@ -123,7 +123,8 @@ export class StepRunner {
       const step = this.outcome(meta, key, kind, 'succeeded', attempt, startedAt);
       const { maxPayloadBytes } = this.options.value;
       step.output = encodeJson(output, `Output of step "${key}"`, maxPayloadBytes);
-      if (undoArgs) step.undoArgs = encodeJson(undoArgs, `Arguments of compensable step "${key}"`, maxPayloadBytes);
+      if (undoArgs)
+        step.undoArgs = encodeJson(undoArgs, `Arguments of compensable step "${key}"`, maxPayloadBytes);
       return step;
     };
     try {
@@ -137,12 +138,12 @@ export class StepRunner {
       }
       // Body, fencing check and checkpoint commit together: a lost lease rolls the business writes back.
       return await this.transactions.run(meta.isolation, async (manager) => {
+        await this.store.boundTransaction(manager, this.options.value.leaseMs);
         const body = durableScope.run(scope(manager), call);
         body.catch(() => undefined);
         const output = await Promise.race([body, guard]);
         const step = record(output);
-        const idleTimeoutMs = this.options.value.leaseMs;
-        const stored = await this.store.recordStep(execution.lease, step, manager, idleTimeoutMs);
+        const stored = await this.store.recordStep(execution.lease, step, manager);
         if (!stored) throw await this.checkpoints.refused(execution);
         return decodeJson(JSON.parse(step.output!));
       });
@@ -159,6 +160,16 @@ export class StepRunner {
     attempts: number,
     startedAt: Date,
   ): StepRecord {
-    return { key, name: meta.name, kind, status, output: null, error: null, attempts, startedAt, finishedAt: new Date() };
+    return {
+      key,
+      name: meta.name,
+      kind,
+      status,
+      output: null,
+      error: null,
+      attempts,
+      startedAt,
+      finishedAt: new Date(),
+    };
   }
 }

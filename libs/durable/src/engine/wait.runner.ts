@@ -29,7 +29,9 @@ export class WaitRunner {
     if (recorded?.status === 'succeeded') return;
     if (!recorded) await assertInHistory(execution, key);
     const startedAt = recorded?.started_at ?? new Date();
-    const wakeAt = recorded ? (decodeJson(recorded.output) as { wakeAt: Date }).wakeAt : new Date(Date.now() + ms);
+    const wakeAt = recorded
+      ? (decodeJson(recorded.output) as { wakeAt: Date }).wakeAt
+      : new Date(Date.now() + ms);
     const remaining = new Date(wakeAt).getTime() - Date.now();
     const step = (status: StepRecord['status']): StepRecord => ({
       key,
@@ -50,7 +52,11 @@ export class WaitRunner {
     await this.checkpoints.write(execution, step('succeeded'));
   }
 
-  async waitForSignal(execution: RunExecution, name: string, timeoutMs: number | undefined): Promise<unknown> {
+  async waitForSignal(
+    execution: RunExecution,
+    name: string,
+    timeoutMs: number | undefined,
+  ): Promise<unknown> {
     execution.throwIfHalted();
     const stepName = `$signal:${name}`;
     const key = execution.nextKey(stepName);
@@ -58,8 +64,14 @@ export class WaitRunner {
     if (recorded?.status === 'succeeded') return decodeJson(recorded.output);
     if (!recorded) await assertInHistory(execution, key);
     const startedAt = recorded?.started_at ?? new Date();
-    const recordedTimeout = recorded ? (decodeJson(recorded.output) as { timeoutAt?: Date }).timeoutAt : undefined;
-    const timeoutAt = recorded ? recordedTimeout : timeoutMs === undefined ? undefined : new Date(Date.now() + timeoutMs);
+    const recordedTimeout = recorded
+      ? (decodeJson(recorded.output) as { timeoutAt?: Date }).timeoutAt
+      : undefined;
+    const timeoutAt = recorded
+      ? recordedTimeout
+      : timeoutMs === undefined
+        ? undefined
+        : new Date(Date.now() + timeoutMs);
     const step = (status: StepRecord['status'], output: string): StepRecord => ({
       key,
       name: stepName,
@@ -82,7 +94,9 @@ export class WaitRunner {
         return undefined;
       }
       if (!waitingRecorded) {
-        const timeout = timeoutAt ? { timeoutAt: { $durable: 'date', v: new Date(timeoutAt).toISOString() } } : {};
+        const timeout = timeoutAt
+          ? { timeoutAt: { $durable: 'date', v: new Date(timeoutAt).toISOString() } }
+          : {};
         await this.checkpoints.write(execution, step('waiting', JSON.stringify(timeout)));
         waitingRecorded = true;
       }

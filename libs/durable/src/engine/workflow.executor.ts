@@ -50,9 +50,15 @@ export class WorkflowExecutor {
     let outcome: RunOutcomeRecord;
     let ended: RunEnded;
     try {
-      const output = await durableScope.run({ execution }, () => workflow.invoke(decodeJson(run.input) as unknown[]));
+      const output = await durableScope.run({ execution }, () =>
+        workflow.invoke(decodeJson(run.input) as unknown[]),
+      );
       execution.throwIfHalted();
-      const encoded = encodeJson(output, `Output of workflow "${run.workflow}"`, this.options.value.maxPayloadBytes);
+      const encoded = encodeJson(
+        output,
+        `Output of workflow "${run.workflow}"`,
+        this.options.value.maxPayloadBytes,
+      );
       outcome = { status: 'succeeded', output: encoded, error: null, failedStep: null };
       ended = { id: run.id, status: 'succeeded', output: decodeJson(JSON.parse(encoded)) };
     } catch (thrown) {
@@ -67,7 +73,12 @@ export class WorkflowExecutor {
         }
       }
       const info = toErrorInfo(error);
-      outcome = { status: 'failed', output: null, error: JSON.stringify(info), failedStep: execution.stepKeyOf(error) };
+      outcome = {
+        status: 'failed',
+        output: null,
+        error: JSON.stringify(info),
+        failedStep: execution.stepKeyOf(error),
+      };
       ended = { id: run.id, status: 'failed', error: info };
     } finally {
       clearTimeout(deadlineTimer);
@@ -95,7 +106,8 @@ export class WorkflowExecutor {
   private armDeadline(execution: RunExecution): NodeJS.Timeout | undefined {
     const deadline = execution.run.deadline;
     if (!deadline) return undefined;
-    const fire = () => execution.halt('timeout', new WorkflowTimeoutError(messages.workflowTimeout(execution.runId)));
+    const fire = () =>
+      execution.halt('timeout', new WorkflowTimeoutError(messages.workflowTimeout(execution.runId)));
     const remaining = new Date(deadline).getTime() - Date.now();
     if (remaining <= 0) {
       fire();

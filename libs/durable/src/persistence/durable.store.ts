@@ -37,7 +37,8 @@ export class DurableStore {
     @Inject(DURABLE_DATA_SOURCE) private readonly dataSource: DataSource,
     options: DurableOptionsHolder,
   ) {
-    if (dataSource.options.type !== 'postgres') throw new InvalidOptionsError(messages.notPostgres(dataSource.options.type));
+    if (dataSource.options.type !== 'postgres')
+      throw new InvalidOptionsError(messages.notPostgres(dataSource.options.type));
     this.s = `"${options.value.schema}"`;
     this.channel = channelName(options.value.schema);
   }
@@ -56,6 +57,19 @@ export class DurableStore {
     return { rows: result.rows as T[], rowCount: result.rowCount ?? 0 };
   }
 
+  /**
+   * First statement of a step transaction: if this process freezes inside it, the server ends the
+   * session after `ms` idle, releasing its locks (business rows, the run row), so a frozen process can
+   * never block the takeover of its run past the lease.
+   */
+  async boundTransaction(manager: EntityManager, ms: number): Promise<void> {
+    await this.query(
+      `SELECT set_config('idle_in_transaction_session_timeout', $1, true)`,
+      [String(ms)],
+      manager,
+    );
+  }
+
   /** Inserts a run waiting for a worker and wakes the workers (on commit). Returns false if the id exists. */
   async insertPendingRun(run: NewRun, manager?: EntityManager): Promise<boolean> {
     const { rows } = await this.query(
@@ -64,7 +78,15 @@ export class DurableStore {
          VALUES ($1, $2, $3, 'pending', $4::jsonb, now() + $5::bigint * interval '1 millisecond', $6)
          ON CONFLICT (id) DO NOTHING RETURNING id)
        SELECT pg_notify($7, 'run') FROM inserted`,
-      [run.id, run.workflow, run.version, run.input, run.timeoutMs ?? null, run.parentId ?? null, this.channel],
+      [
+        run.id,
+        run.workflow,
+        run.version,
+        run.input,
+        run.timeoutMs ?? null,
+        run.parentId ?? null,
+        this.channel,
+      ],
       manager,
     );
     return rows.length === 1;
@@ -73,8 +95,9 @@ export class DurableStore {
   /** Inserts a run already claimed by this executor (epoch 1), to execute it in this process at once. */
   async insertOwnedRun(run: NewRun, executorId: string): Promise<ClaimedRun | undefined> {
     const { rows } = await this.query<ClaimedRun>(
-      `INSERT INTO ${this.s}.runs (id, workflow, version, status, input, deadline, parent_id, executor, epoch, attempts)
-       VALUES ($1, $2, $3, 'running', $4::jsonb, now() + $5::bigint * interval '1 millisecond', $6, $7, 1, 1)
+      `INSERT INTO ${this.s}.runs (id, workflow, version, status, input, deadline, parent_id, executor, epoch, attempts,
+         claimed_at)
+       VALUES ($1, $2, $3, 'running', $4::jsonb, now() + $5::bigint * interval '1 millisecond', $6, $7, 1, 1, now())
        ON CONFLICT (id) DO NOTHING
        RETURNING id, workflow, version, input, epoch, attempts, deadline`,
       [run.id, run.workflow, run.version, run.input, run.timeoutMs ?? null, run.parentId ?? null, executorId],
@@ -96,7 +119,7 @@ export class DurableStore {
     const { rows } = await this.query<ClaimedRun>(
       `UPDATE ${this.s}.runs r
        SET status = CASE WHEN r.status = 'cancelled' THEN 'cancelled' ELSE 'running' END,
-         executor = $1, epoch = r.epoch + 1, attempts = r.attempts + 1, updated_at = now()
+         executor = $1, epoch = r.epoch + 1, attempts = r.attempts + 1, claimed_at = now(), updated_at = now()
        FROM (SELECT id FROM ${this.s}.runs
              WHERE (status IN ('pending','sleeping','waiting') OR (compensating AND executor IS NULL))
                AND available_at <= now()
@@ -112,18 +135,20 @@ export class DurableStore {
   }
 
   /**
-   * Returns to 'pending' the runs held by executors whose heartbeat is older than the lease, and, at
-   * startup, those this executor held in its previous life. Locked rows (a step committing) are skipped.
+   * Returns to the queue the runs held by executors whose heartbeat is older than the lease, and those
+   * an executor id claimed in a previous life (before its current process started: a restart with a
+   * stable executor id). Locked rows (a step committing) are skipped.
    */
-  async releaseOrphanedRuns(leaseMs: number, previousLifeOf: string | null): Promise<number> {
+  async releaseOrphanedRuns(leaseMs: number): Promise<number> {
     const { rowCount } = await this.query(
       `UPDATE ${this.s}.runs SET ${RELEASED}, available_at = now(), updated_at = now()
        WHERE id IN (
          SELECT r.id FROM ${this.s}.runs r LEFT JOIN ${this.s}.executors e ON e.id = r.executor
          WHERE (r.status = 'running' OR r.compensating) AND r.executor IS NOT NULL
-           AND (r.executor = $2 OR e.heartbeat_at IS NULL OR e.heartbeat_at < now() - $1::bigint * interval '1 millisecond')
+           AND (e.heartbeat_at IS NULL OR e.heartbeat_at < now() - $1::bigint * interval '1 millisecond'
+                OR r.claimed_at < e.started_at)
          FOR UPDATE OF r SKIP LOCKED)`,
-      [leaseMs, previousLifeOf],
+      [leaseMs],
     );
     return rowCount;
   }
@@ -150,7 +175,11 @@ export class DurableStore {
   }
 
   /** Runs that are due but served by no executor that could claim them (reported, never dropped). */
-  async findUnservedRuns(overdueMs: number, served: { workflows: string[]; versions: string[] }, limit: number) {
+  async findUnservedRuns(
+    overdueMs: number,
+    served: { workflows: string[]; versions: string[] },
+    limit: number,
+  ) {
     const { rows } = await this.query<{ id: string; workflow: string; version: string }>(
       `SELECT id, workflow, version FROM ${this.s}.runs
        WHERE status IN ('pending', 'sleeping', 'waiting') AND available_at <= now() - $1::bigint * interval '1 millisecond'
@@ -161,11 +190,13 @@ export class DurableStore {
     return rows;
   }
 
-  async heartbeat(executorId: string): Promise<void> {
+  /** One UPDATE per interval per process. `starting` opens a new life of this executor id. */
+  async heartbeat(executorId: string, starting = false): Promise<void> {
     await this.query(
-      `INSERT INTO ${this.s}.executors (id, heartbeat_at) VALUES ($1, now())
-       ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`,
-      [executorId],
+      `INSERT INTO ${this.s}.executors (id, heartbeat_at, started_at) VALUES ($1, now(), now())
+       ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(),
+         started_at = CASE WHEN $2 THEN now() ELSE executors.started_at END`,
+      [executorId, starting],
     );
   }
 
@@ -183,15 +214,12 @@ export class DurableStore {
    * is share-locked for the statement (or the step's transaction), so a concurrent takeover either waits
    * for this write or makes it insert nothing. Returns false when the lease is gone.
    */
-  async recordStep(lease: Lease, step: StepRecord, manager?: EntityManager, idleTimeoutMs?: number): Promise<boolean> {
-    // Inside a step transaction the run row stays locked until COMMIT: bound how long a frozen process
-    // can hold it idle (the server ends its session), so takeover is never blocked past the lease.
-    const bound = idleTimeoutMs === undefined ? '' : `AND set_config('idle_in_transaction_session_timeout', '${Math.trunc(idleTimeoutMs)}', true) IS NOT NULL`;
+  async recordStep(lease: Lease, step: StepRecord, manager?: EntityManager): Promise<boolean> {
     const { rowCount } = await this.query(
       `INSERT INTO ${this.s}.steps (run_id, key, name, kind, status, output, error, attempts, started_at, finished_at,
          undo_args)
        SELECT $1, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13::jsonb
-       FROM ${this.s}.runs WHERE ${FENCE} ${bound} FOR SHARE
+       FROM ${this.s}.runs WHERE ${FENCE} FOR SHARE
        ON CONFLICT (run_id, key) DO UPDATE SET status = EXCLUDED.status, output = EXCLUDED.output,
          error = EXCLUDED.error, attempts = EXCLUDED.attempts, finished_at = EXCLUDED.finished_at`,
       [
@@ -276,7 +304,12 @@ export class DurableStore {
       [lease.runId, lease.executorId, lease.epoch, name, step.key, step.name, step.startedAt],
     );
     const row = rows[0];
-    return { owned: row.signal_count !== null, consumed: row.consumed, payload: row.payload, signalCount: row.signal_count ?? 0 };
+    return {
+      owned: row.signal_count !== null,
+      consumed: row.consumed,
+      payload: row.payload,
+      signalCount: row.signal_count ?? 0,
+    };
   }
 
   /**
@@ -400,7 +433,9 @@ export class DurableStore {
   }
 
   async getRun(id: string): Promise<RunRow | undefined> {
-    const { rows } = await this.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM ${this.s}.runs WHERE id = $1`, [id]);
+    const { rows } = await this.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM ${this.s}.runs WHERE id = $1`, [
+      id,
+    ]);
     return rows[0];
   }
 

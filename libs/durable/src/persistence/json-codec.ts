@@ -58,9 +58,16 @@ function toJsonTree(value: unknown, where: string, path: string, ancestors: Set<
   if (value === null) return null;
   const object = value as object;
   if (object instanceof Date) {
-    return Number.isNaN(object.getTime()) ? refuse('an invalid Date') : { [TAG]: 'date', v: object.toISOString() };
+    return Number.isNaN(object.getTime())
+      ? refuse('an invalid Date')
+      : { [TAG]: 'date', v: object.toISOString() };
   }
-  if (object instanceof Map || object instanceof Set || object instanceof WeakMap || object instanceof WeakSet) {
+  if (
+    object instanceof Map ||
+    object instanceof Set ||
+    object instanceof WeakMap ||
+    object instanceof WeakSet
+  ) {
     return refuse(`a ${object.constructor.name} (convert it to an array or object)`);
   }
   if (object instanceof Promise) return refuse('a Promise (await it first)');

@@ -7,7 +7,11 @@ const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 export function assertValidSchemaName(schema: unknown): asserts schema is string {
   if (typeof schema !== 'string' || !IDENTIFIER.test(schema)) {
     throw new InvalidOptionsError(
-      messages.invalidOption('schema', schema, 'a lower-case SQL identifier matching /^[a-z_][a-z0-9_]{0,62}$/'),
+      messages.invalidOption(
+        'schema',
+        schema,
+        'a lower-case SQL identifier matching /^[a-z_][a-z0-9_]{0,62}$/',
+      ),
     );
   }
 }

@@ -4,8 +4,11 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 export function createDurableTablesSql(schema: string): string[] {
   const s = `"${schema}"`;
   return [
+    // Replicas booting together on an empty database may run this at once: serialize them, and make
+    // every statement idempotent for the ones that wait.
+    `SELECT pg_advisory_xact_lock(hashtext('durable-migrations:${schema}'))`,
     `CREATE SCHEMA IF NOT EXISTS ${s}`,
-    `CREATE TABLE ${s}.runs (
+    `CREATE TABLE IF NOT EXISTS ${s}.runs (
       id text PRIMARY KEY,
       workflow text NOT NULL,
       version text NOT NULL,
@@ -16,6 +19,7 @@ export function createDurableTablesSql(schema: string): string[] {
       failed_step text,
       executor text,
       epoch integer NOT NULL DEFAULT 0,
+      claimed_at timestamptz,
       attempts integer NOT NULL DEFAULT 0,
       available_at timestamptz NOT NULL DEFAULT now(),
       deadline timestamptz,
@@ -27,16 +31,16 @@ export function createDurableTablesSql(schema: string): string[] {
     )`,
     // Claimable runs (and cancelled runs whose compensations are due), oldest due first; the only
     // index the claim query reads.
-    `CREATE INDEX runs_ready_idx ON ${s}.runs (available_at)
+    `CREATE INDEX IF NOT EXISTS runs_ready_idx ON ${s}.runs (available_at)
        WHERE status IN ('pending','sleeping','waiting') OR (compensating AND executor IS NULL)`,
     // Runs in flight per executor: the orphan sweep and shutdown release read only these.
-    `CREATE INDEX runs_owner_idx ON ${s}.runs (executor) WHERE status = 'running' OR compensating`,
-    `CREATE INDEX runs_created_idx ON ${s}.runs (created_at DESC, id DESC)`,
-    `CREATE INDEX runs_status_created_idx ON ${s}.runs (status, created_at DESC, id DESC)`,
-    `CREATE INDEX runs_workflow_created_idx ON ${s}.runs (workflow, created_at DESC, id DESC)`,
-    `CREATE INDEX runs_parent_idx ON ${s}.runs (parent_id) WHERE parent_id IS NOT NULL`,
+    `CREATE INDEX IF NOT EXISTS runs_owner_idx ON ${s}.runs (executor) WHERE status = 'running' OR compensating`,
+    `CREATE INDEX IF NOT EXISTS runs_created_idx ON ${s}.runs (created_at DESC, id DESC)`,
+    `CREATE INDEX IF NOT EXISTS runs_status_created_idx ON ${s}.runs (status, created_at DESC, id DESC)`,
+    `CREATE INDEX IF NOT EXISTS runs_workflow_created_idx ON ${s}.runs (workflow, created_at DESC, id DESC)`,
+    `CREATE INDEX IF NOT EXISTS runs_parent_idx ON ${s}.runs (parent_id) WHERE parent_id IS NOT NULL`,
     // No foreign key to runs: every step write already locks its run row for the fencing check.
-    `CREATE TABLE ${s}.steps (
+    `CREATE TABLE IF NOT EXISTS ${s}.steps (
       run_id text NOT NULL,
       key text NOT NULL,
       name text NOT NULL,
@@ -51,7 +55,7 @@ export function createDurableTablesSql(schema: string): string[] {
       seq bigint GENERATED ALWAYS AS IDENTITY,
       PRIMARY KEY (run_id, key)
     )`,
-    `CREATE TABLE ${s}.signals (
+    `CREATE TABLE IF NOT EXISTS ${s}.signals (
       id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
       run_id text NOT NULL,
       name text NOT NULL,
@@ -59,8 +63,8 @@ export function createDurableTablesSql(schema: string): string[] {
       sent_at timestamptz NOT NULL DEFAULT now(),
       consumed_by text
     )`,
-    `CREATE INDEX signals_unconsumed_idx ON ${s}.signals (run_id, name, id) WHERE consumed_by IS NULL`,
-    `CREATE TABLE ${s}.executors (
+    `CREATE INDEX IF NOT EXISTS signals_unconsumed_idx ON ${s}.signals (run_id, name, id) WHERE consumed_by IS NULL`,
+    `CREATE TABLE IF NOT EXISTS ${s}.executors (
       id text PRIMARY KEY,
       heartbeat_at timestamptz NOT NULL,
       started_at timestamptz NOT NULL DEFAULT now()
