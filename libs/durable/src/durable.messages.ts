@@ -7,7 +7,7 @@ export const messages = {
   invalidDuration: (value: unknown) =>
     `Invalid duration ${describe(value)}: use a number of milliseconds or a string like '500ms', '1.5s', '5m', '2h', '1d'.`,
   invalidId: (what: string, value: unknown, max: number) =>
-    `Invalid ${what} ${describe(value)}: expected a string of 1-${max} characters.`,
+    `Invalid ${what} ${describe(value)}: expected a string of 1-${max} characters (no NUL characters or lone surrogates).`,
   duplicateWorkflow: (name: string, version: string, first: string, second: string) =>
     `Workflow "${name}" (version ${version}) is declared twice: in ${first} and in ${second}. Give one an explicit name: @Workflow('otherName').`,
   workflowNotRegistered: (name: string) =>

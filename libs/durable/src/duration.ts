@@ -13,12 +13,14 @@ const DURATION_PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
  */
 export function toMilliseconds(value: Duration): number {
   if (typeof value === 'number') {
-    if (Number.isFinite(value) && value >= 0) return Math.round(value);
+    if (Number.isFinite(value) && value >= 0 && Number.isSafeInteger(Math.round(value)))
+      return Math.round(value);
     throw new InvalidArgumentError(messages.invalidDuration(value));
   }
   const match = typeof value === 'string' ? DURATION_PATTERN.exec(value.trim()) : null;
-  if (!match) throw new InvalidArgumentError(messages.invalidDuration(value));
-  return Math.round(Number(match[1]) * UNIT_MS[match[2]]);
+  const ms = match ? Math.round(Number(match[1]) * UNIT_MS[match[2]]) : NaN;
+  if (!Number.isSafeInteger(ms)) throw new InvalidArgumentError(messages.invalidDuration(value));
+  return ms;
 }
 
 /** Like toMilliseconds, but undefined stays undefined. */

@@ -1,10 +1,11 @@
 import { MAX_ID_LENGTH } from './durable.constants';
 import { messages } from './durable.messages';
 import { InvalidArgumentError } from './errors';
+import { storableText } from './persistence/json-codec';
 
 /** Ids, signal names and workflow/step names: any string of 1-200 characters, stored literally. */
 export function assertValidId(what: string, value: unknown): asserts value is string {
-  if (typeof value !== 'string' || value.length < 1 || value.length > MAX_ID_LENGTH) {
+  if (typeof value !== 'string' || value.length < 1 || value.length > MAX_ID_LENGTH || !storableText(value)) {
     throw new InvalidArgumentError(messages.invalidId(what, value, MAX_ID_LENGTH));
   }
 }

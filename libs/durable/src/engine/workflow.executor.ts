@@ -10,6 +10,7 @@ import { WorkflowRegistry } from '../workflow.registry';
 import { DurableEvents, RunEnded } from './durable.events';
 import { Compensator } from './compensator';
 import { toErrorInfo } from './error-info';
+import { setLongTimeout } from './retry-delay';
 import { RunExecution } from './run-execution';
 import { WaitRunner } from './wait.runner';
 
@@ -81,7 +82,7 @@ export class WorkflowExecutor {
       };
       ended = { id: run.id, status: 'failed', error: info };
     } finally {
-      clearTimeout(deadlineTimer);
+      deadlineTimer?.clear();
     }
     if (await this.store.finishRun(execution.lease, outcome)) {
       this.events.emitRunEnded(run.id, ended);
@@ -103,7 +104,7 @@ export class WorkflowExecutor {
   }
 
   /** Past its deadline the run stops at once: the step in flight is aborted and the run fails. */
-  private armDeadline(execution: RunExecution): NodeJS.Timeout | undefined {
+  private armDeadline(execution: RunExecution): { clear(): void } | undefined {
     const deadline = execution.run.deadline;
     if (!deadline) return undefined;
     const fire = () =>
@@ -113,6 +114,6 @@ export class WorkflowExecutor {
       fire();
       return undefined;
     }
-    return setTimeout(fire, Math.min(remaining, 2 ** 31 - 1));
+    return setLongTimeout(fire, remaining);
   }
 }

@@ -36,6 +36,15 @@ function decodeObject(record: Record<string, unknown>): Record<string, unknown> 
   return out;
 }
 
+const UNSTORABLE_TEXT = 'text PostgreSQL cannot store (a NUL character or a lone UTF-16 surrogate)';
+
+/** PostgreSQL text and jsonb reject NUL characters and unpaired surrogates. */
+export function storableText(text: string): boolean {
+  return !UNSTORABLE_CHARACTER.test(text);
+}
+
+const UNSTORABLE_CHARACTER = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 function toJsonTree(value: unknown, where: string, path: string, ancestors: Set<object>): unknown {
   const refuse = (reason: string): never => {
     throw new NonSerializableError(messages.nonSerializable(where, path, reason), path);
@@ -44,6 +53,7 @@ function toJsonTree(value: unknown, where: string, path: string, ancestors: Set<
     case 'undefined':
       return { [TAG]: 'undefined' };
     case 'string':
+      return storableText(value) ? value : refuse(UNSTORABLE_TEXT);
     case 'boolean':
       return value;
     case 'number':
@@ -71,6 +81,9 @@ function toJsonTree(value: unknown, where: string, path: string, ancestors: Set<
     return refuse(`a ${object.constructor.name} (convert it to an array or object)`);
   }
   if (object instanceof Promise) return refuse('a Promise (await it first)');
+  if (object instanceof RegExp) return refuse('a RegExp (store its source as a string)');
+  if (object instanceof URL) return refuse('a URL (store it with .toString())');
+  if (object instanceof Error) return refuse(`an ${object.name} (store its message as a string)`);
   if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer) {
     return refuse('binary data (encode it as base64)');
   }
@@ -83,6 +96,7 @@ function toJsonTree(value: unknown, where: string, path: string, ancestors: Set<
     const out: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(object)) {
       if (item === undefined) continue; // like JSON: a missing property reads back as undefined
+      if (!storableText(key)) return refuse(`an object with a key that is ${UNSTORABLE_TEXT}`);
       out[key] = toJsonTree(item, where, `${path}.${key}`, ancestors);
     }
     return TAG in out ? { [TAG]: 'object', v: out } : out;
