@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DurableStore } from '../persistence/durable.store';
-import { decodeJson } from '../persistence/json-codec';
+import { decodeJson, encodeJson } from '../persistence/json-codec';
 import type { StepRecord } from '../persistence/row-types';
 import { CheckpointWriter } from './checkpoint.writer';
 import { assertInHistory } from './replay';
@@ -38,7 +38,7 @@ export class WaitRunner {
       name: '$sleep',
       kind: 'sleep',
       status,
-      output: JSON.stringify({ wakeAt: { $durable: 'date', v: new Date(wakeAt).toISOString() } }),
+      output: encodeJson({ wakeAt: new Date(wakeAt) }, `Wake time of "${key}"`, Infinity),
       error: null,
       attempts: 1,
       startedAt,
@@ -90,14 +90,12 @@ export class WaitRunner {
       if (result.consumed) return decodeJson(result.payload);
       const remaining = timeoutAt === undefined ? null : new Date(timeoutAt).getTime() - Date.now();
       if (remaining !== null && remaining <= 0) {
-        await this.checkpoints.write(execution, step('succeeded', JSON.stringify({ $durable: 'undefined' })));
+        await this.checkpoints.write(execution, step('succeeded', encodeJson(undefined, key, Infinity)));
         return undefined;
       }
       if (!waitingRecorded) {
-        const timeout = timeoutAt
-          ? { timeoutAt: { $durable: 'date', v: new Date(timeoutAt).toISOString() } }
-          : {};
-        await this.checkpoints.write(execution, step('waiting', JSON.stringify(timeout)));
+        const timeout = timeoutAt ? { timeoutAt: new Date(timeoutAt) } : {};
+        await this.checkpoints.write(execution, step('waiting', encodeJson(timeout, key, Infinity)));
         waitingRecorded = true;
       }
       if (await this.store.parkForSignal(execution.lease, result.signalCount, remaining)) {
