@@ -132,7 +132,11 @@ describe('compensation (sagas)', () => {
     );
     expect(await client.cancel('saga-cancel', 'customer left')).toBe(true);
     // The owner hears of the cancel through NOTIFY and aborts the step in flight.
-    await eventually(async () => saga.signals.get('t3')?.aborted, (aborted) => aborted === true, 5_000);
+    await eventually(
+      async () => saga.signals.get('t3')?.aborted,
+      (aborted) => aborted === true,
+      5_000,
+    );
     held.open();
     await expect(handle.result({ timeout: '5s' })).rejects.toMatchObject({ name: 'RunCancelledError' });
     const done = await eventually(

@@ -76,7 +76,7 @@ export class DurableClient {
     const name = this.workflowName(workflow);
     if (!Array.isArray(args))
       throw new InvalidArgumentError(`start("${name}") expects the workflow's arguments as an array.`);
-    const id = opts.id ?? randomUUID();
+    const id = opts.id === undefined ? randomUUID() : opts.id;
     assertValidId('run id', id);
     const scope = durableScope.getStore();
     const registered = this.registry.latest(name);
@@ -127,7 +127,7 @@ export class DurableClient {
         if (runner && runner.isTransactionActive && !runner.isReleased) {
           throw new StartNotCommittedError(messages.startNotCommitted(id));
         }
-        return this.waiter.wait<R>(id, toOptionalMilliseconds(options.timeout), this.worker.isExecuting(id));
+        return this.waiter.wait<R>(id, toOptionalMilliseconds(options.timeout), this.worker.executionOf(id));
       },
       status: async () => {
         const info = await this.status<R>(id);
@@ -240,7 +240,7 @@ function toRunSummary<R>(row: RunRow): Omit<RunInfo<R>, 'steps'> {
     version: row.version,
     status: row.status,
     input: decodeJson(row.input) as unknown[],
-    output: row.output === null ? undefined : (decodeJson(row.output) as R),
+    output: row.status === 'succeeded' ? (decodeJson(row.output) as R) : undefined,
     error: row.error,
     attempts: row.attempts,
     createdAt: row.created_at,
@@ -254,7 +254,8 @@ function toStepInfo(row: StepRow): StepInfo {
     name: row.name,
     kind: row.kind,
     status: row.status,
-    output: row.output === null ? undefined : decodeJson(row.output),
+    // A waiting sleep or signal shows its recorded wake or timeout time.
+    output: row.status === 'succeeded' || row.status === 'waiting' ? decodeJson(row.output) : undefined,
     error: row.error,
     attempts: row.attempts,
     startedAt: row.started_at,

@@ -45,8 +45,9 @@ export class DurableWorker {
     });
   }
 
-  isExecuting(runId: string): boolean {
-    return this.inFlight.has(runId);
+  /** Settles when this process stops executing the run; undefined if it is not executing it. */
+  executionOf(runId: string): Promise<void> | undefined {
+    return this.inFlight.get(runId)?.done;
   }
 
   /** Takes a slot for a run about to be started here; false when this process should not execute it. */
@@ -119,7 +120,8 @@ export class DurableWorker {
         entry.execution = execution;
         // A 'done' notification from elsewhere while we execute means a cancel (or a takeover).
         const off = this.events.onRunEnded(run.id, (ended) => {
-          if (!ended) void this.checkpoints.haltIfCancelled(execution).catch(() => undefined);
+          if (!ended && !execution.ending)
+            void this.checkpoints.haltIfCancelled(execution).catch(() => undefined);
         });
         try {
           await this.executor.execute(execution);

@@ -9,6 +9,31 @@ import { RunParked } from './run-parked';
 
 const WRITE_RETRIES_MS = [100, 400, 1600];
 
+/** Errors worth writing again: a lost connection, a server restarting, a transaction conflict. */
+function isTransient(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  if (typeof code === 'string') {
+    return (
+      code.startsWith('08') ||
+      [
+        '57P01',
+        '57P02',
+        '57P03',
+        '53300',
+        '40001',
+        '40P01',
+        'ECONNRESET',
+        'ECONNREFUSED',
+        'ETIMEDOUT',
+        'EPIPE',
+      ].includes(code)
+    );
+  }
+  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(
+    String((error as Error)?.message),
+  );
+}
+
 /**
  * Writes checkpoints of an execution outside transactions: fenced, retried on transient database
  * errors, and turning a refused write into the halt of the execution (lease lost or cancelled).
@@ -69,7 +94,7 @@ export class CheckpointWriter {
       try {
         return await write();
       } catch (error) {
-        if (attempt >= WRITE_RETRIES_MS.length) throw error;
+        if (attempt >= WRITE_RETRIES_MS.length || !isTransient(error)) throw error;
         await delay(WRITE_RETRIES_MS[attempt]);
       }
     }

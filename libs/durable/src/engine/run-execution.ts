@@ -15,6 +15,8 @@ export class RunExecution {
   private readonly controller = new AbortController();
   private readonly stepErrors = new WeakMap<object, string>();
   private haltReason?: HaltReason;
+  /** Set once the outcome is being written: our own 'done' notification is then no news. */
+  ending = false;
   /** Set while compensations run: they follow the history's end, not its order. */
   compensating = false;
   private haltError?: Error;

@@ -12,6 +12,7 @@ import { DurableStore } from '../persistence/durable.store';
 import { decodeJson } from '../persistence/json-codec';
 import type { RunRow } from '../persistence/row-types';
 import { DurableEvents, RunEnded } from './durable.events';
+import { setLongTimeout } from './retry-delay';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
@@ -27,17 +28,20 @@ export class RunResultWaiter {
     private readonly options: DurableOptionsHolder,
   ) {}
 
-  wait<R>(id: string, timeoutMs: number | undefined, executingHere: boolean): Promise<R> {
+  /**
+   * `localExecution` settles when this process stops executing the run (if it does now): while it
+   * runs, its own end event answers, so notifications need no read.
+   */
+  wait<R>(id: string, timeoutMs: number | undefined, localExecution?: Promise<void>): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       let settled = false;
       let checking = false;
-      const timers: NodeJS.Timeout[] = [];
+      let checkAgain = false;
+      let executingHere = localExecution !== undefined;
       const cleanup: (() => void)[] = [];
       const finish = (settle: () => void) => {
         if (settled) return;
         settled = true;
-        timers.forEach(clearTimeout);
-        timers.forEach(clearInterval);
         cleanup.forEach((fn) => fn());
         settle();
       };
@@ -49,8 +53,12 @@ export class RunResultWaiter {
             reject(error);
           }
         });
-      const check = async () => {
-        if (settled || checking) return;
+      const check = async (): Promise<void> => {
+        if (settled || executingHere) return;
+        if (checking) {
+          checkAgain = true; // a notification during a read: read again after it, never drop it
+          return;
+        }
         checking = true;
         try {
           const row = await this.store.getRun(id);
@@ -61,29 +69,42 @@ export class RunResultWaiter {
         } finally {
           checking = false;
         }
+        if (checkAgain) {
+          checkAgain = false;
+          await check();
+        }
       };
       // Listen first, then look: an end between the two is not missed.
       cleanup.push(this.events.onRunEnded(id, (ended) => (ended ? fromEnded(ended) : void check())));
       cleanup.push(this.events.onReconnected(() => void check()));
-      timers.push(setInterval(() => void check(), this.options.value.pollIntervalMs * 10));
+      const poll = setInterval(() => void check(), this.options.value.pollIntervalMs * 10);
+      cleanup.push(() => clearInterval(poll));
       if (timeoutMs !== undefined) {
-        timers.push(
-          setTimeout(
-            () => finish(() => reject(new ResultTimeoutError(messages.resultTimeout(id, timeoutMs)))),
-            timeoutMs,
-          ),
+        const timer = setLongTimeout(
+          () => finish(() => reject(new ResultTimeoutError(messages.resultTimeout(id, timeoutMs)))),
+          timeoutMs,
         );
+        cleanup.push(() => timer.clear());
       }
-      if (!executingHere) void check();
+      if (localExecution) {
+        // Parked, fenced or released here: from then on the database and NOTIFY tell.
+        void localExecution.then(() => {
+          executingHere = false;
+          return check();
+        });
+      } else {
+        void check();
+      }
     });
   }
 }
 
+/** What a finished run's row says. A succeeded run's output is always stored (JSON null included). */
 export function endedFromRow(row: RunRow): RunEnded {
   return {
     id: row.id,
     status: row.status as RunEnded['status'],
-    output: row.output === null ? undefined : decodeJson(row.output),
+    output: row.status === 'succeeded' ? decodeJson(row.output) : undefined,
     error: row.error,
   };
 }

@@ -20,7 +20,7 @@ import { DurableStore } from '../persistence/durable.store';
 import { decodeJson, encodeJson } from '../persistence/json-codec';
 import type { StepRecord } from '../persistence/row-types';
 import { toErrorInfo } from './error-info';
-import { delay, retryDelay } from './retry-delay';
+import { delay, retryDelay, setLongTimeout } from './retry-delay';
 import { assertInHistory } from './replay';
 import { RunExecution } from './run-execution';
 import { CheckpointWriter } from './checkpoint.writer';
@@ -106,12 +106,12 @@ export class StepRunner {
   ): Promise<unknown> {
     const timeout = new AbortController();
     const signal = AbortSignal.any([execution.signal, timeout.signal]);
-    let timer: NodeJS.Timeout | undefined;
+    let timer: { clear(): void } | undefined;
     const guard = new Promise<never>((_, reject) => {
       signal.addEventListener('abort', () => reject(signal.reason), { once: true });
       if (meta.timeoutMs !== undefined) {
         const ms = meta.timeoutMs;
-        timer = setTimeout(() => timeout.abort(new StepTimeoutError(messages.stepTimeout(key, ms))), ms);
+        timer = setLongTimeout(() => timeout.abort(new StepTimeoutError(messages.stepTimeout(key, ms))), ms);
       }
     });
     guard.catch(() => undefined);
@@ -148,7 +148,7 @@ export class StepRunner {
         return decodeJson(JSON.parse(step.output!));
       });
     } finally {
-      clearTimeout(timer);
+      timer?.clear();
     }
   }
 

@@ -84,6 +84,7 @@ export class WorkflowExecutor {
     } finally {
       deadlineTimer?.clear();
     }
+    execution.ending = true;
     if (await this.store.finishRun(execution.lease, outcome)) {
       this.events.emitRunEnded(run.id, ended);
     } else {

@@ -444,7 +444,7 @@ export class DurableStore {
       `SELECT ${RUN_COLUMNS}, created_at::text AS cursor_ts FROM ${this.s}.runs
        WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))
          AND ($2::text IS NULL OR workflow = $2)
-         AND ($3::timestamptz IS NULL OR created_at > $3)
+         AND ($3::timestamptz IS NULL OR date_trunc('milliseconds', created_at) > $3)
          AND ($4::timestamptz IS NULL OR created_at < $4)
          AND ($5::timestamptz IS NULL OR (created_at, id) < ($5::timestamptz, $6::text))
        ORDER BY created_at DESC, id DESC

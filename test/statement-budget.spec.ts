@@ -1,0 +1,172 @@
+import { INestApplicationContext, Injectable } from '@nestjs/common';
+import { Client } from 'pg';
+import { DurableClient, Step, Workflow } from '@app/durable';
+import { createTestDatabase } from './support/database';
+import { createDurableApp } from './support/durable-app';
+import { sleep, within } from './support/helpers';
+
+/**
+ * Counts the SQL statements each app sends to PostgreSQL during one run. Counting, not mocking: the spy
+ * on pg's Client.prototype.query delegates to the real method. Timers that would add statements
+ * (heartbeat, sweep, result polling) are set far beyond the test's duration, so the counts are exact.
+ */
+@Injectable()
+class Pipeline {
+  @Workflow()
+  async threeSteps(x: number) {
+    let v = x;
+    for (let i = 0; i < 3; i++) v = await this.add(v);
+    return v;
+  }
+
+  @Workflow()
+  async tenSteps(x: number) {
+    let v = x;
+    for (let i = 0; i < 10; i++) v = await this.add(v);
+    return v;
+  }
+
+  @Step()
+  async add(v: number) {
+    return v + 1;
+  }
+}
+
+const QUIET = { leaseMs: 600_000, heartbeatMs: 100_000, pollIntervalMs: 100_000 };
+
+let db: { url: string; drop(): Promise<void> };
+let worker: INestApplicationContext;
+let starter: INestApplicationContext;
+let spy: jest.SpyInstance;
+/** Statements seen per pg application_name while `recording`, with their text. */
+const seen = new Map<string, string[]>();
+let recording = false;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  worker = await createDurableApp({
+    url: db.url,
+    providers: [Pipeline],
+    applicationName: 'budget-worker',
+    durable: { ...QUIET, executorId: 'budget-worker' },
+  });
+  starter = await createDurableApp({
+    url: db.url,
+    providers: [Pipeline],
+    applicationName: 'budget-starter',
+    durable: { ...QUIET, executorId: 'budget-starter', worker: false },
+  });
+  const realQuery = Client.prototype.query;
+  spy = jest.spyOn(Client.prototype, 'query').mockImplementation(function (this: Client, ...args: unknown[]) {
+    if (recording) {
+      const app =
+        (this as unknown as { connectionParameters: { application_name?: string } }).connectionParameters
+          .application_name ?? '?';
+      const text = typeof args[0] === 'string' ? args[0] : String((args[0] as { text?: string })?.text);
+      seen.set(app, [...(seen.get(app) ?? []), text.replace(/\s+/g, ' ').trim()]);
+    }
+    return (realQuery as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof Client.prototype.query);
+  // Warm-up: open pool connections and LISTEN before anything is counted.
+  await worker.get(Pipeline).threeSteps(0);
+  await starter
+    .get(DurableClient)
+    .start('threeSteps', [0])
+    .then((h) => within(5_000, h.result()));
+  await sleep(SETTLE_MS);
+});
+
+afterAll(async () => {
+  spy?.mockRestore();
+  await starter?.close();
+  await worker?.close();
+  await db?.drop();
+});
+
+async function record<T>(body: () => Promise<T>): Promise<{ result: T; counts: Record<string, string[]> }> {
+  seen.clear();
+  recording = true;
+  try {
+    const result = await body();
+    // Let notifications caused by the run (its own 'done', in every app) be handled inside the window.
+    await sleep(SETTLE_MS);
+    return { result, counts: Object.fromEntries(seen) };
+  } finally {
+    recording = false;
+  }
+}
+
+const kinds = (statements: string[] = []) =>
+  statements.map((s) =>
+    /INSERT INTO "durable"\.runs .*'running'/.test(s)
+      ? 'insert+claim'
+      : /INSERT INTO "durable"\.runs/.test(s)
+        ? 'insert'
+        : /^UPDATE "durable"\.runs r\s+SET status = CASE/.test(s)
+          ? 'claim'
+          : /INSERT INTO "durable"\.steps/.test(s)
+            ? 'checkpoint'
+            : /UPDATE "durable"\.runs SET status = \$4/.test(s)
+              ? 'finish'
+              : /^SELECT id, workflow, version, status/.test(s)
+                ? 'read run'
+                : s.slice(0, 60),
+  );
+
+/** Runs are repeated: an extra statement that depends on a race shows up in some of them. */
+const RUNS = 15;
+const SETTLE_MS = 40;
+
+describe.each([3, 10])('a %i-step workflow', (k) => {
+  const method = k === 3 ? 'threeSteps' : 'tenSteps';
+  const expectedDirect = ['insert+claim', ...Array<string>(k).fill('checkpoint'), 'finish'];
+  const expectedOnWorker = ['claim', ...Array<string>(k).fill('checkpoint'), 'finish'];
+
+  it(`called directly costs exactly ${k} + 2 statements: insert-claim, ${k} checkpoints, finish`, async () => {
+    const pipeline = worker.get(Pipeline);
+    const perRun: string[][] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const { result, counts } = await record(() => pipeline[method](100));
+      expect(result).toBe(100 + k);
+      expect(Object.keys(counts)).toEqual(['budget-worker']);
+      perRun.push(kinds(counts['budget-worker']));
+    }
+    console.log(
+      `direct call of a ${k}-step workflow, statements per run over ${RUNS} runs: ${perRun.map((r) => r.length).join(' ')}\n` +
+        `  expected each: ${expectedDirect.length} (${expectedDirect.join(', ')})\n` +
+        perRun
+          .filter((r) => r.length !== expectedDirect.length)
+          .map((r) => `  deviating run: ${r.join(', ')}`)
+          .join('\n'),
+    );
+    expect(perRun).toEqual(Array(RUNS).fill(expectedDirect));
+  });
+
+  it(`started by a worker: false app costs 1 statement there, then claim + ${k} + finish on the worker`, async () => {
+    const client = starter.get(DurableClient);
+    const perRun: { start: string[]; worker: string[] }[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      let atStart: string[] = [];
+      const { result, counts } = await record(async () => {
+        const handle = await client.start(method, [200]);
+        atStart = kinds(seen.get('budget-starter'));
+        // Waiting from the starter adds statements there (reads of the run), none on the worker.
+        return within(5_000, handle.result());
+      });
+      expect(result).toBe(200 + k);
+      perRun.push({ start: atStart, worker: kinds(counts['budget-worker']) });
+    }
+    console.log(
+      `${k}-step workflow started by a worker: false app, over ${RUNS} runs:\n` +
+        `  statements to start: ${perRun.map((r) => r.start.length).join(' ')}\n` +
+        `  statements on the worker: ${perRun.map((r) => r.worker.length).join(' ')} ` +
+        `(expected each: ${expectedOnWorker.length}: ${expectedOnWorker.join(', ')})\n` +
+        perRun
+          .filter((r) => r.worker.length !== expectedOnWorker.length)
+          .map((r) => `  deviating run on the worker: ${r.worker.join(', ')}`)
+          .join('\n'),
+    );
+    expect(perRun.map((r) => r.start)).toEqual(Array(RUNS).fill(['insert']));
+    expect(perRun.map((r) => r.worker)).toEqual(Array(RUNS).fill(expectedOnWorker));
+  });
+});
