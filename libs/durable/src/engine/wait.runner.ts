@@ -98,7 +98,7 @@ export class WaitRunner {
         await this.checkpoints.write(execution, step('waiting', encodeJson(timeout, key, Infinity)));
         waitingRecorded = true;
       }
-      if (await this.store.parkForSignal(execution.lease, result.signalCount, remaining)) {
+      if (await this.store.parkForSignal(execution.lease, name, result.signalCount, remaining)) {
         const parked = new RunParked(execution.runId);
         execution.halt('parked', parked);
         throw parked;

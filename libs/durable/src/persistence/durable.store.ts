@@ -313,16 +313,27 @@ export class DurableStore {
   }
 
   /**
-   * Parks a run waiting for a signal until `wakeInMs` (null: no timeout). Refused (false) when the lease
-   * is gone or a signal arrived since `signalCount` was read; the caller then consumes again.
+   * Parks a run waiting for signal `name` until `wakeInMs` (null: no timeout). Refused (false) when the
+   * lease is gone or a signal may have arrived since the consume; the caller then consumes again. Two
+   * checks close every window: a signal committed before this statement's snapshot is seen by NOT
+   * EXISTS; one committed later has moved the locked row's signal_count (re-checked on the new row).
+   * The count alone is not enough: a consume that waited on the sender's lock reads the new count but
+   * not the new signal.
    */
-  async parkForSignal(lease: Lease, signalCount: number, wakeInMs: number | null): Promise<boolean> {
+  async parkForSignal(
+    lease: Lease,
+    name: string,
+    signalCount: number,
+    wakeInMs: number | null,
+  ): Promise<boolean> {
     const { rowCount } = await this.query(
       `UPDATE ${this.s}.runs SET status = 'waiting', executor = NULL, updated_at = now(),
          available_at = LEAST(COALESCE(now() + $5::bigint * interval '1 millisecond', 'infinity'),
                               COALESCE(deadline, 'infinity'))
-       WHERE ${FENCE} AND signal_count = $4`,
-      [lease.runId, lease.executorId, lease.epoch, signalCount, wakeInMs],
+       WHERE ${FENCE} AND signal_count = $4
+         AND NOT EXISTS (SELECT 1 FROM ${this.s}.signals s
+                         WHERE s.run_id = $1 AND s.name = $6 AND s.consumed_by IS NULL)`,
+      [lease.runId, lease.executorId, lease.epoch, signalCount, wakeInMs, name],
     );
     return rowCount === 1;
   }
