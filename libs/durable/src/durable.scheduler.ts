@@ -6,6 +6,7 @@ import {
   Optional,
 } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
+import { TransactionContext } from './context';
 import { HEARTBEAT_INTERVAL_NAME, SWEEP_INTERVAL_NAME } from './durable.constants';
 import { messages } from './durable.messages';
 import { DurableOptionsHolder } from './durable.options';
@@ -37,6 +38,7 @@ export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicati
     private readonly listener: NotificationListener,
     private readonly registry: WorkflowRegistry,
     private readonly options: DurableOptionsHolder,
+    private readonly transactions: TransactionContext,
     @Optional() private readonly schedulerRegistry?: SchedulerRegistry,
   ) {
     if (!schedulerRegistry) {
@@ -50,6 +52,7 @@ export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicati
 
   async onApplicationBootstrap(): Promise<void> {
     const { worker, executorId, recoverOnStartup, leaseMs, heartbeatMs, pollIntervalMs } = this.options.value;
+    this.transactions.settle();
     await this.listener.start();
     this.started = true;
     if (!worker) return;

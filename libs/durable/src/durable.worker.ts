@@ -16,7 +16,10 @@ import { WorkflowRegistry } from './workflow.registry';
 @Injectable()
 export class DurableWorker {
   private readonly logger = new Logger('Durable');
-  private readonly inFlight = new Map<string, { execution?: RunExecution; done: Promise<void> }>();
+  /** Executions in flight, one entry per claim (a run parked and re-claimed may briefly have two). */
+  private readonly inFlight = new Set<InFlight>();
+  /** The latest execution of each run in flight here. */
+  private readonly byRun = new Map<string, InFlight>();
   private reserved = 0;
   private accepting = false;
   private claiming = false;
@@ -47,7 +50,7 @@ export class DurableWorker {
 
   /** Settles when this process stops executing the run; undefined if it is not executing it. */
   executionOf(runId: string): Promise<void> | undefined {
-    return this.inFlight.get(runId)?.done;
+    return this.byRun.get(runId)?.done;
   }
 
   /** Takes a slot for a run about to be started here; false when this process should not execute it. */
@@ -97,7 +100,7 @@ export class DurableWorker {
   /** Stops claiming, lets runs in flight finish within `timeoutMs`, then gives the rest back. */
   async stop(timeoutMs: number): Promise<void> {
     this.accepting = false;
-    const drained = Promise.allSettled([...this.inFlight.values()].map((entry) => entry.done));
+    const drained = Promise.allSettled([...this.inFlight].map((entry) => entry.done));
     const bound = new AbortController();
     await Promise.race([drained, delay(timeoutMs, bound.signal).catch(() => undefined)]);
     bound.abort();
@@ -108,12 +111,13 @@ export class DurableWorker {
     }
     await this.store.releaseRunsOf(this.options.value.executorId);
     const shutdown = new Error('This process is shutting down; the run was released to another replica.');
-    for (const entry of this.inFlight.values()) entry.execution?.halt('shutdown', shutdown);
+    for (const entry of this.inFlight) entry.execution?.halt('shutdown', shutdown);
   }
 
   private launch(run: ClaimedRun): void {
-    const entry: { execution?: RunExecution; done: Promise<void> } = { done: Promise.resolve() };
-    this.inFlight.set(run.id, entry);
+    const entry: InFlight = { done: Promise.resolve() };
+    this.inFlight.add(entry);
+    this.byRun.set(run.id, entry);
     entry.done = this.executor
       .prepare(run)
       .then(async (execution) => {
@@ -124,7 +128,7 @@ export class DurableWorker {
             void this.checkpoints.haltIfCancelled(execution).catch(() => undefined);
         });
         try {
-          await this.executor.execute(execution);
+          return await this.executor.execute(execution);
         } finally {
           off();
         }
@@ -133,10 +137,19 @@ export class DurableWorker {
         this.logger.error(`Run "${run.id}" could not be executed: ${error.message}`, error.stack);
         const lease = { runId: run.id, executorId: this.options.value.executorId, epoch: run.epoch };
         await this.store.releaseRun(lease).catch(() => undefined);
+        return undefined;
       })
-      .finally(() => {
-        this.inFlight.delete(run.id);
+      .then((ended) => {
+        // Free the slot before waking the caller, whose next start may want it.
+        this.inFlight.delete(entry);
+        if (this.byRun.get(run.id) === entry) this.byRun.delete(run.id);
+        if (ended) this.events.emitRunEnded(run.id, ended);
         if (this.moreWork) void this.poke();
       });
   }
+}
+
+interface InFlight {
+  execution?: RunExecution;
+  done: Promise<void>;
 }

@@ -39,6 +39,9 @@ function loadClsTransactional(): ClsTransactionalModule | null {
  */
 @Injectable()
 export class TransactionContext {
+  /** The host once found; `null` once the app has booted without one (looked up on every call before). */
+  private host?: TransactionHostLike | null;
+
   constructor(@Inject(DURABLE_DATA_SOURCE) private readonly dataSource: DataSource) {}
 
   /** The EntityManager of the transaction the current call runs in, if any. */
@@ -63,8 +66,20 @@ export class TransactionContext {
     return isolation ? this.dataSource.transaction(isolation, fn) : this.dataSource.transaction(fn);
   }
 
+  /** After bootstrap the app's providers are all created: a missing TransactionHost stays missing. */
+  settle(): void {
+    if (this.host === undefined) this.host = this.findClsHost() ?? null;
+  }
+
   /** TransactionHost bound to this DataSource, when the app uses @nestjs-cls/transactional. */
   private clsHost(): TransactionHostLike | undefined {
+    if (this.host !== undefined) return this.host ?? undefined;
+    const host = this.findClsHost();
+    if (host) this.host = host;
+    return host;
+  }
+
+  private findClsHost(): TransactionHostLike | undefined {
     const module = loadClsTransactional();
     if (!module) return undefined;
     let host: TransactionHostLike;

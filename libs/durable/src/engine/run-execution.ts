@@ -13,6 +13,7 @@ export class RunExecution {
   private readonly recorded: Map<string, StepRow>;
   private readonly occurrences = new Map<string, number>();
   private readonly controller = new AbortController();
+  private haltedPromise?: Promise<never>;
   private readonly stepErrors = new WeakMap<object, string>();
   private haltReason?: HaltReason;
   /** Set once the outcome is being written: our own 'done' notification is then no news. */
@@ -39,6 +40,20 @@ export class RunExecution {
   /** Fires when the execution halts: steps in flight see it through their AbortSignal. */
   get signal(): AbortSignal {
     return this.controller.signal;
+  }
+
+  /** Rejects with the halt error once the execution halts (one promise shared by all its steps). */
+  get whenHalted(): Promise<never> {
+    if (!this.haltedPromise) {
+      this.haltedPromise = new Promise<never>((_, reject) => {
+        if (this.controller.signal.aborted) return reject(this.controller.signal.reason);
+        this.controller.signal.addEventListener('abort', () => reject(this.controller.signal.reason), {
+          once: true,
+        });
+      });
+      this.haltedPromise.catch(() => undefined);
+    }
+    return this.haltedPromise;
   }
 
   get halted(): { reason: HaltReason; error: Error } | undefined {

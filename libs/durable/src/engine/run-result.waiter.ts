@@ -77,8 +77,11 @@ export class RunResultWaiter {
       // Listen first, then look: an end between the two is not missed.
       cleanup.push(this.events.onRunEnded(id, (ended) => (ended ? fromEnded(ended) : void check())));
       cleanup.push(this.events.onReconnected(() => void check()));
-      const poll = setInterval(() => void check(), this.options.value.pollIntervalMs * 10);
-      cleanup.push(() => clearInterval(poll));
+      const startPolling = () => {
+        if (settled) return;
+        const poll = setInterval(() => void check(), this.options.value.pollIntervalMs * 10);
+        cleanup.push(() => clearInterval(poll));
+      };
       if (timeoutMs !== undefined) {
         const timer = setLongTimeout(
           () => finish(() => reject(new ResultTimeoutError(messages.resultTimeout(id, timeoutMs)))),
@@ -90,9 +93,11 @@ export class RunResultWaiter {
         // Parked, fenced or released here: from then on the database and NOTIFY tell.
         void localExecution.then(() => {
           executingHere = false;
+          startPolling();
           return check();
         });
       } else {
+        startPolling();
         void check();
       }
     });

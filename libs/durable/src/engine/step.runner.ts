@@ -104,17 +104,21 @@ export class StepRunner {
     call: () => Promise<unknown>,
     undoArgs: unknown[] | undefined,
   ): Promise<unknown> {
-    const timeout = new AbortController();
-    const signal = AbortSignal.any([execution.signal, timeout.signal]);
+    // Without a step timeout the run's own signal is the step's: no per-step controller or listener.
+    let signal = execution.signal;
+    let guard = execution.whenHalted;
     let timer: { clear(): void } | undefined;
-    const guard = new Promise<never>((_, reject) => {
-      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-      if (meta.timeoutMs !== undefined) {
-        const ms = meta.timeoutMs;
-        timer = setLongTimeout(() => timeout.abort(new StepTimeoutError(messages.stepTimeout(key, ms))), ms);
-      }
-    });
-    guard.catch(() => undefined);
+    if (meta.timeoutMs !== undefined) {
+      const ms = meta.timeoutMs;
+      const timeout = new AbortController();
+      signal = AbortSignal.any([execution.signal, timeout.signal]);
+      timer = setLongTimeout(() => timeout.abort(new StepTimeoutError(messages.stepTimeout(key, ms))), ms);
+      guard = new Promise<never>((_, reject) => {
+        if (signal.aborted) return reject(signal.reason);
+        signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+      });
+      guard.catch(() => undefined);
+    }
     const scope = (manager?: EntityManager): DurableScope => ({
       execution,
       step: { name: meta.name, key, attempt, signal, idempotencyKey: `${execution.runId}:${key}`, manager },

@@ -7,7 +7,7 @@ import { DurableStore, RunOutcomeRecord } from '../persistence/durable.store';
 import { decodeJson, encodeJson } from '../persistence/json-codec';
 import type { ClaimedRun } from '../persistence/row-types';
 import { WorkflowRegistry } from '../workflow.registry';
-import { DurableEvents, RunEnded } from './durable.events';
+import type { RunEnded } from './durable.events';
 import { Compensator } from './compensator';
 import { toErrorInfo } from './error-info';
 import { setLongTimeout } from './retry-delay';
@@ -25,7 +25,6 @@ export class WorkflowExecutor {
   constructor(
     private readonly store: DurableStore,
     private readonly registry: WorkflowRegistry,
-    private readonly events: DurableEvents,
     private readonly options: DurableOptionsHolder,
     private readonly waits: WaitRunner,
     private readonly compensator: Compensator,
@@ -37,16 +36,20 @@ export class WorkflowExecutor {
     return new RunExecution(run, this.options.value.executorId, steps, this.waits);
   }
 
-  async execute(execution: RunExecution): Promise<void> {
+  /** Returns how the run ended, when it ended here (the worker announces it once its slot is free). */
+  async execute(execution: RunExecution): Promise<RunEnded | undefined> {
     const { run } = execution;
     const workflow = this.registry.get(run.workflow, run.version);
     if (!workflow) {
       // Claims filter on registered versions, so this only happens if the registry changed under us.
       this.logger.error(messages.unknownWorkflowAtRecovery(run.id, run.workflow, run.version));
       await this.store.releaseRun(execution.lease);
-      return;
+      return undefined;
     }
-    if (run.compensating) return this.finishCancelled(execution);
+    if (run.compensating) {
+      await this.finishCancelled(execution);
+      return undefined;
+    }
     const deadlineTimer = this.armDeadline(execution);
     let outcome: RunOutcomeRecord;
     let ended: RunEnded;
@@ -64,13 +67,13 @@ export class WorkflowExecutor {
       ended = { id: run.id, status: 'succeeded', output: decodeJson(JSON.parse(encoded)) };
     } catch (thrown) {
       const halted = execution.halted;
-      if (halted && halted.reason !== 'timeout' && halted.reason !== 'mismatch') return; // parked, fenced, cancelled
+      if (halted && halted.reason !== 'timeout' && halted.reason !== 'mismatch') return undefined; // parked, fenced, cancelled
       const error = halted ? halted.error : thrown;
       if (!halted && this.registry.hasCompensations) {
         try {
           await this.compensator.compensate(execution);
         } catch {
-          return; // the execution was halted (lease lost, cancelled, parked): its new owner compensates
+          return undefined; // the execution was halted (lease lost, cancelled, parked): its new owner compensates
         }
       }
       const info = toErrorInfo(error);
@@ -85,11 +88,9 @@ export class WorkflowExecutor {
       deadlineTimer?.clear();
     }
     execution.ending = true;
-    if (await this.store.finishRun(execution.lease, outcome)) {
-      this.events.emitRunEnded(run.id, ended);
-    } else {
-      this.logger.warn(messages.leaseLost(run.id, execution.lease.epoch));
-    }
+    if (await this.store.finishRun(execution.lease, outcome)) return ended;
+    this.logger.warn(messages.leaseLost(run.id, execution.lease.epoch));
+    return undefined;
   }
 
   /** A cancelled run with compensable steps: run their undos, then leave it cancelled. */
