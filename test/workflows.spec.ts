@@ -608,6 +608,7 @@ describe('status()', () => {
       output: { total: 'lbl:50' },
       error: null,
       attempts: 1,
+      compensating: false,
       createdAt: expect.any(Date),
       updatedAt: expect.any(Date),
       steps: [

@@ -243,6 +243,7 @@ function toRunSummary<R>(row: RunRow): Omit<RunInfo<R>, 'steps'> {
     output: row.status === 'succeeded' ? (decodeJson(row.output) as R) : undefined,
     error: row.error,
     attempts: row.attempts,
+    compensating: row.compensating,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

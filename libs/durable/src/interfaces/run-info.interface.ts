@@ -41,6 +41,8 @@ export interface RunInfo<R = unknown> {
   error: ErrorInfo | null;
   /** Times the run was claimed by an executor. */
   attempts: number;
+  /** A cancelled run whose compensations have not all run yet. */
+  compensating: boolean;
   createdAt: Date;
   updatedAt: Date;
   steps: StepInfo[];

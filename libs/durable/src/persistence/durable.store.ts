@@ -19,9 +19,11 @@ const TERMINAL_STATUSES: RunStatus[] = ['succeeded', 'failed', 'cancelled'];
 // its compensations run).
 const FENCE = `id = $1 AND executor = $2 AND epoch = $3 AND (status = 'running' OR compensating)`;
 const OWNED = `(status = 'running' OR compensating)`;
+// Released runs keep their place in the queue (available_at is when they first became due), so a
+// takeover resumes interrupted runs before newer ones.
 const RELEASED = `status = CASE WHEN status = 'running' THEN 'pending' ELSE status END, executor = NULL`;
 const RUN_COLUMNS = `id, workflow, version, status, input, output, error, failed_step, attempts, epoch, deadline,
-  parent_id, created_at, updated_at`;
+  parent_id, compensating, created_at, updated_at`;
 
 /**
  * Every SQL statement of the engine, one method each, named by what it does. Without a manager a
@@ -141,7 +143,7 @@ export class DurableStore {
    */
   async releaseOrphanedRuns(leaseMs: number): Promise<number> {
     const { rowCount } = await this.query(
-      `UPDATE ${this.s}.runs SET ${RELEASED}, available_at = now(), updated_at = now()
+      `UPDATE ${this.s}.runs SET ${RELEASED}, available_at = LEAST(available_at, now()), updated_at = now()
        WHERE id IN (
          SELECT r.id FROM ${this.s}.runs r LEFT JOIN ${this.s}.executors e ON e.id = r.executor
          WHERE (r.status = 'running' OR r.compensating) AND r.executor IS NOT NULL
@@ -156,7 +158,7 @@ export class DurableStore {
   /** Gives one run back to the queue (e.g. it cannot be executed here after all). */
   async releaseRun(lease: Lease): Promise<void> {
     await this.query(
-      `UPDATE ${this.s}.runs SET ${RELEASED}, available_at = now(), updated_at = now()
+      `UPDATE ${this.s}.runs SET ${RELEASED}, available_at = LEAST(available_at, now()), updated_at = now()
        WHERE ${FENCE}`,
       [lease.runId, lease.executorId, lease.epoch],
     );
@@ -166,7 +168,7 @@ export class DurableStore {
   async releaseRunsOf(executorId: string): Promise<number> {
     const { rowCount } = await this.query(
       `WITH released AS (
-         UPDATE ${this.s}.runs SET ${RELEASED}, available_at = now(), updated_at = now()
+         UPDATE ${this.s}.runs SET ${RELEASED}, available_at = LEAST(available_at, now()), updated_at = now()
          WHERE executor = $1 AND ${OWNED} RETURNING id)
        SELECT pg_notify($2, 'run') FROM released LIMIT 1`,
       [executorId, this.channel],
@@ -327,7 +329,7 @@ export class DurableStore {
     wakeInMs: number | null,
   ): Promise<boolean> {
     const { rowCount } = await this.query(
-      `UPDATE ${this.s}.runs SET status = 'waiting', executor = NULL, updated_at = now(),
+      `UPDATE ${this.s}.runs SET status = 'waiting', waiting_for = $6, executor = NULL, updated_at = now(),
          available_at = LEAST(COALESCE(now() + $5::bigint * interval '1 millisecond', 'infinity'),
                               COALESCE(deadline, 'infinity'))
        WHERE ${FENCE} AND signal_count = $4
@@ -359,10 +361,10 @@ export class DurableStore {
       await this.query(
         `WITH woken AS (
            UPDATE ${this.s}.runs SET signal_count = signal_count + 1, updated_at = now(),
-             available_at = CASE WHEN status = 'waiting' THEN now() ELSE available_at END
-           WHERE id = $1 RETURNING status)
-         SELECT pg_notify($2, 'run') FROM woken WHERE status = 'waiting'`,
-        [runId, this.channel],
+             available_at = CASE WHEN status = 'waiting' AND waiting_for = $3 THEN now() ELSE available_at END
+           WHERE id = $1 RETURNING status, waiting_for)
+         SELECT pg_notify($2, 'run') FROM woken WHERE status = 'waiting' AND waiting_for = $3`,
+        [runId, this.channel, name],
         manager,
       );
       return status;

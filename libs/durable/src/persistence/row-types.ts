@@ -14,6 +14,7 @@ export interface RunRow {
   epoch: number;
   deadline: Date | null;
   parent_id: string | null;
+  compensating: boolean;
   created_at: Date;
   updated_at: Date;
 }

@@ -25,6 +25,7 @@ export function createDurableTablesSql(schema: string): string[] {
       deadline timestamptz,
       parent_id text,
       signal_count integer NOT NULL DEFAULT 0,
+      waiting_for text,
       compensating boolean NOT NULL DEFAULT false,
       created_at timestamptz NOT NULL DEFAULT now(),
       updated_at timestamptz NOT NULL DEFAULT now()

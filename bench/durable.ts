@@ -1,0 +1,325 @@
+/**
+ * Bench child for the library ("durable"). Run by scripts/bench.mjs with DATABASE_URL (a fresh database)
+ * and BENCH_CONFIG (see bench/support.ts); prints one JSON line per result.
+ */
+import { INestApplicationContext } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import { DataSource } from 'typeorm';
+import { DurableClient, DurableModuleOptions } from '@app/durable';
+import { BenchFlows, BUSINESS_TABLE_DDL, createBenchApp } from './app';
+import {
+  StatementCounter,
+  emit,
+  gc,
+  measure,
+  readConfig,
+  round,
+  runConcurrently,
+  sleep,
+  startProfile,
+  stopProfile,
+} from './support';
+
+// Patches pg.Client.prototype.query (shared by TypeORM's pool and every client), before the app boots.
+const counter = new StatementCounter().install();
+
+const { url, config } = readConfig();
+
+/** Statement counting must see only the runs: no heartbeat or sweep inside the window. */
+const QUIET: DurableModuleOptions = { leaseMs: 3_600_000, heartbeatMs: 600_000, pollIntervalMs: 600_000 };
+
+async function boot(durable: DurableModuleOptions = {}): Promise<INestApplicationContext> {
+  return createBenchApp({
+    url,
+    poolSize: config.poolSize,
+    durable: {
+      concurrency: config.durableConcurrency ?? Math.max(32, config.concurrency),
+      ...(config.pollIntervalMs ? { pollIntervalMs: config.pollIntervalMs } : {}),
+      ...durable,
+    },
+  });
+}
+
+function workflowOf(workload: string, steps: number): string {
+  if (workload === 'transactional') return 'benchTx3';
+  return steps === 10 ? 'bench10' : 'bench3';
+}
+
+/** A separate connection for polling the runs table (not the app's pool, not counted as the app's). */
+async function watcher(): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, application_name: 'bench-watcher' });
+  await client.connect();
+  return client;
+}
+
+async function countRuns(client: pg.Client, where: string): Promise<number> {
+  const { rows } = await client.query(`SELECT count(*)::int AS n FROM durable.runs WHERE ${where}`);
+  return rows[0].n as number;
+}
+
+async function waitFor(
+  client: pg.Client,
+  where: string,
+  target: number,
+  timeoutMs: number,
+  everyMs = 50,
+): Promise<number> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const n = await countRuns(client, where);
+    if (n >= target) return Date.now();
+    if (Date.now() > until) throw new Error(`timed out waiting for ${target} runs with ${where} (have ${n})`);
+    await sleep(everyMs);
+  }
+}
+
+/** Sequential direct calls of the @Workflow method (what a caller that just awaits it sees). */
+async function latency(): Promise<void> {
+  const app = await boot();
+  const flows = app.get(BenchFlows);
+  const call = config.steps === 10 ? (i: number) => flows.ten(i) : (i: number) => flows.three(i);
+  await runConcurrently(config.warmup, 1, call);
+  gc();
+  emit(await measure('durable', config, 1, call, counter));
+  await app.close();
+}
+
+/** client.start + handle.result(), `concurrency` at a time. */
+async function throughput(): Promise<void> {
+  const app = await boot();
+  if (config.workload === 'transactional') await app.get(DataSource).query(BUSINESS_TABLE_DDL);
+  const client = app.get(DurableClient);
+  const name = workflowOf(config.workload, config.steps);
+  const run = async (i: number) => (await client.start(name, [i])).result();
+  await runConcurrently(config.warmup, config.concurrency, run);
+  gc();
+  emit(await measure('durable', config, config.concurrency, run, counter));
+  await app.close();
+}
+
+/** Statements of direct-call runs, counted at the pg client, against the budget. */
+async function statements(): Promise<void> {
+  const app = await boot(QUIET);
+  await app.get(DataSource).query(BUSINESS_TABLE_DDL);
+  const flows = app.get(BenchFlows);
+  const cases: {
+    label: string;
+    steps: number;
+    transactional: boolean;
+    call: (i: number) => Promise<number>;
+  }[] = [
+    { label: 'K=3', steps: 3, transactional: false, call: (i) => flows.three(i) },
+    { label: 'K=10', steps: 10, transactional: false, call: (i) => flows.ten(i) },
+    { label: 'K=3 transactional', steps: 3, transactional: true, call: (i) => flows.tx3(i) },
+  ];
+  for (const c of cases) {
+    await runConcurrently(5, 1, c.call);
+    counter.start();
+    await runConcurrently(config.runs, 1, c.call);
+    const counted = counter.stop();
+    const per = (label: string) => (counted.byLabel[label] ?? 0) / config.runs;
+    const perRun = counted.total / config.runs;
+    // The checkpoint INSERT is the step's statement; BEGIN/COMMIT and the business INSERT of a
+    // transactional step belong to the step's own transaction (the user's work), not to the library.
+    const checkpoints = per('INSERT durable.steps');
+    const txOverhead = c.transactional
+      ? per('BEGIN') + per('COMMIT') + per('INSERT public.bench_business')
+      : 0;
+    const runLevel = perRun - checkpoints - txOverhead;
+    emit({
+      workload: 'statements',
+      system: 'durable',
+      case: c.label,
+      steps: c.steps,
+      concurrency: 1,
+      runs: config.runs,
+      transactional: c.transactional,
+      statements_per_run: round(perRun, 2),
+      statements_per_step: round(checkpoints / c.steps, 2),
+      run_level_statements: round(runLevel, 2),
+      tx_statements_per_step: c.transactional ? round(txOverhead / c.steps, 2) : undefined,
+      budget_per_run: c.steps + 2 + (c.transactional ? 3 * c.steps : 0),
+      budget_note: c.transactional
+        ? '1 checkpoint per step + 2 per run; + BEGIN, business INSERT, COMMIT of each step transaction'
+        : '1 per step + 2 per run',
+      statements: counted.byLabel,
+    });
+  }
+  await app.close();
+}
+
+/** Starts `runs` runs that block in their second step (first recorded), then waits to be SIGKILLed. */
+async function recoveryCrash(): Promise<void> {
+  const app = await boot({ executorId: config.executorId, concurrency: config.runs });
+  const client = app.get(DurableClient);
+  const watch = await watcher();
+  const started = performance.now();
+  await runConcurrently(config.runs, 64, (i) => client.start('benchCrash', [i], { id: `crash-${i}` }));
+  const { rows } = await watch.query(`SELECT count(*)::int AS n FROM durable.steps WHERE key = 'c1#1'`);
+  let recorded = rows[0].n as number;
+  while (recorded < config.runs) {
+    await sleep(50);
+    recorded = (await watch.query(`SELECT count(*)::int AS n FROM durable.steps WHERE key = 'c1#1'`)).rows[0]
+      .n as number;
+  }
+  const running = await countRuns(watch, `status = 'running' AND executor = '${config.executorId}'`);
+  emit({
+    event: 'crash-ready',
+    runs: config.runs,
+    running,
+    setup_s: round((performance.now() - started) / 1000),
+  });
+  await new Promise<never>(() => undefined); // the launcher kills this process with SIGKILL
+}
+
+/** The restart with the same executor id: time until every interrupted run has finished. */
+async function recoveryResume(): Promise<void> {
+  const processStart = performance.timeOrigin;
+  const initStart = Date.now();
+  const watch = await watcher();
+  await startProfile();
+  counter.start();
+  const app = await boot({ executorId: config.executorId });
+  const booted = Date.now();
+  const doneAt = await waitFor(watch, `status = 'succeeded'`, config.runs, 120_000, 20);
+  const counted = counter.stop();
+  await stopProfile();
+  const { rows } = await watch.query(
+    `SELECT count(*)::int AS n,
+            count(*) FILTER (WHERE output = to_jsonb(substr(id, 7)::int + 3))::int AS correct,
+            max(attempts)::int AS max_attempts FROM durable.runs`,
+  );
+  const c1 = await watch.query(
+    `SELECT count(*)::int AS n FROM durable.steps WHERE key IN ('c1#1','c2#1','c3#1')`,
+  );
+  emit({
+    workload: 'recovery',
+    system: 'durable',
+    steps: 3,
+    concurrency: config.durableConcurrency ?? 32,
+    runs: config.runs,
+    seconds: round((doneAt - initStart) / 1000),
+    seconds_incl_process_start: round((doneAt - processStart) / 1000),
+    app_boot_s: round((booted - initStart) / 1000),
+    runs_per_s: round(config.runs / ((doneAt - initStart) / 1000), 1),
+    correct_outputs: rows[0].correct,
+    step_rows: c1.rows[0].n,
+    pool: config.poolSize,
+    statements_per_run: round(counted.total / config.runs, 2),
+    statements: counted.byLabel,
+  });
+  await watch.end();
+  await app.close();
+}
+
+/** 10,000 runs parked in Durable.sleep: extra RSS, then the time to wake and finish them all. */
+async function sleeping(): Promise<void> {
+  const app = await boot();
+  const client = app.get(DurableClient);
+  const flows = app.get(BenchFlows);
+  const watch = await watcher();
+  await runConcurrently(config.warmup, config.concurrency, (i) => flows.three(i));
+  await sleep(200);
+  gc();
+  await sleep(200);
+  gc();
+  const before = process.memoryUsage();
+  const sleepMs = (config.sleepSeconds ?? 20) * 1000;
+  const wakeAt = Date.now() + sleepMs;
+  const startedAt = Date.now();
+  await runConcurrently(config.runs, config.concurrency, (i) => client.start('benchSleep', [i, wakeAt]));
+  const startedAllAt = Date.now();
+  // All runs must be parked before the common wake instant for the memory figure to mean "10,000 parked".
+  let parkedAt: number | undefined;
+  try {
+    parkedAt = await waitFor(
+      watch,
+      `status = 'sleeping'`,
+      config.runs,
+      Math.max(0, wakeAt - Date.now() - 1_000),
+      50,
+    );
+  } catch {
+    parkedAt = undefined;
+  }
+  const parked = await countRuns(watch, `status = 'sleeping'`);
+  await sleep(200);
+  gc();
+  await sleep(200);
+  gc();
+  const after = process.memoryUsage();
+  const mb = (x: number) => round(x / 1024 / 1024, 1);
+  emit({
+    workload: 'sleeping-memory',
+    system: 'durable',
+    steps: 2,
+    concurrency: config.concurrency,
+    runs: config.runs,
+    parked,
+    rss_mb: mb(after.rss - before.rss),
+    heap_used_mb: mb(after.heapUsed - before.heapUsed),
+    rss_before_mb: mb(before.rss),
+    rss_after_mb: mb(after.rss),
+    start_s: round((startedAllAt - startedAt) / 1000),
+    all_parked_s: parkedAt === undefined ? null : round((parkedAt - startedAt) / 1000),
+    parked_before_wake: parkedAt !== undefined,
+  });
+  await sleep(Math.max(0, wakeAt - Date.now() - 100));
+  await startProfile();
+  counter.start();
+  const doneAt = await waitFor(
+    watch,
+    `status = 'succeeded' AND workflow = 'benchSleep'`,
+    config.runs,
+    300_000,
+    20,
+  );
+  const counted = counter.stop();
+  await stopProfile();
+  // Per run: from its due time (available_at, the recorded wake time) to its end (updated_at).
+  const { rows } = await watch.query(
+    `SELECT EXTRACT(EPOCH FROM max(updated_at))::float8 * 1000 AS last_done,
+            EXTRACT(EPOCH FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY updated_at - available_at))::float8 AS lag_p50,
+            EXTRACT(EPOCH FROM max(updated_at - available_at))::float8 AS lag_max
+     FROM durable.runs WHERE workflow = 'benchSleep'`,
+  );
+  emit({
+    workload: 'sleeping-wake',
+    system: 'durable',
+    steps: 2,
+    concurrency: config.durableConcurrency ?? config.concurrency,
+    runs: config.runs,
+    sleep_s: config.sleepSeconds ?? 20,
+    poll_interval_ms: config.pollIntervalMs ?? 1000,
+    seconds: round((doneAt - wakeAt) / 1000),
+    seconds_db_clock: round(((rows[0].last_done as number) - wakeAt) / 1000),
+    wake_lag_p50_s: round(rows[0].lag_p50 as number),
+    wake_lag_max_s: round(rows[0].lag_max as number),
+    runs_per_s: round(config.runs / ((doneAt - wakeAt) / 1000), 1),
+    statements_per_run: round(counted.total / config.runs, 2),
+    statements: counted.byLabel,
+  });
+  await watch.end();
+  await app.close();
+}
+
+const workloads: Record<string, () => Promise<void>> = {
+  latency,
+  throughput,
+  transactional: throughput,
+  statements,
+  'recovery-crash': recoveryCrash,
+  'recovery-resume': recoveryResume,
+  sleeping,
+};
+
+const main = workloads[config.workload];
+if (!main) throw new Error(`bench/durable.ts: unknown workload ${config.workload}`);
+main().then(
+  () => process.exit(0),
+  (error: Error) => {
+    process.stderr.write(`bench/durable.ts ${config.workload} failed: ${error.stack ?? error}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,143 @@
+/**
+ * Bench child for the baseline ("raw-pg"): the same work written by hand with node-postgres, on the
+ * library's own tables and indexes (the same DDL), with a pool of the same size. Per "workflow":
+ * INSERT a start row, K step rows, UPDATE a finish row, each an autocommit statement; a transactional
+ * step is BEGIN, business INSERT, checkpoint INSERT, COMMIT on one pooled connection.
+ */
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { createDurableTablesSql } from '@app/durable/persistence/migrations/create-durable-tables';
+import { StatementCounter, cpuMs, emit, gc, measure, readConfig, runConcurrently } from './support';
+
+const counter = new StatementCounter().install();
+const { url, config } = readConfig();
+
+const BUSINESS_TABLE_DDL = `CREATE TABLE IF NOT EXISTS public.bench_business (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, run_id text NOT NULL, step text NOT NULL, v integer NOT NULL)`;
+
+const INSERT_RUN = `INSERT INTO durable.runs (id, workflow, version, status, input, executor, epoch, attempts)
+  VALUES ($1, $2, '1', 'running', $3::jsonb, 'raw', 1, 1)`;
+const INSERT_STEP = `INSERT INTO durable.steps (run_id, key, name, kind, status, output, attempts, started_at, finished_at)
+  VALUES ($1, $2, $3, 'step', 'succeeded', $4::jsonb, 1, $5, $6)`;
+const FINISH_RUN = `UPDATE durable.runs SET status = 'succeeded', output = $2::jsonb, executor = NULL, updated_at = now()
+  WHERE id = $1`;
+const INSERT_BUSINESS = 'INSERT INTO public.bench_business (run_id, step, v) VALUES ($1, $2, $3)';
+
+const STEP_NAMES = ['stepA', 'stepB', 'stepC'];
+
+async function main(): Promise<void> {
+  const pool = new pg.Pool({ connectionString: url, max: config.poolSize, application_name: 'bench-raw' });
+  for (const statement of createDurableTablesSql('durable')) await pool.query(statement);
+  await pool.query(BUSINESS_TABLE_DDL);
+
+  if (config.workload === 'recovery') return recovery(pool);
+  const transactional = config.workload === 'transactional';
+  const steps = config.steps;
+
+  async function workflow(n: number): Promise<number> {
+    const id = randomUUID();
+    await pool.query(INSERT_RUN, [id, steps === 10 ? 'bench10' : 'bench3', JSON.stringify([n])]);
+    let v = n;
+    for (let k = 1; k <= steps; k++) {
+      const name = steps === 3 ? STEP_NAMES[k - 1] : 'step';
+      const key = steps === 3 ? `${name}#1` : `${name}#${k}`;
+      const startedAt = new Date();
+      v = v + 1;
+      if (!transactional) {
+        await pool.query(INSERT_STEP, [id, key, name, JSON.stringify(v), startedAt, new Date()]);
+        continue;
+      }
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query(INSERT_BUSINESS, [id, key, v - 1]);
+        await client.query(INSERT_STEP, [id, key, name, JSON.stringify(v), startedAt, new Date()]);
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+    }
+    await pool.query(FINISH_RUN, [id, JSON.stringify(v)]);
+    return v;
+  }
+
+  const concurrency = config.workload === 'latency' ? 1 : config.concurrency;
+  await runConcurrently(config.warmup, concurrency, workflow);
+  gc();
+  emit(await measure('raw-pg', config, concurrency, workflow, counter));
+  await pool.end();
+}
+
+/**
+ * The recovery work by hand, as a floor for this machine: `runs` runs left 'running' by a dead owner with
+ * step 1 recorded; `concurrency` workers each claim one (UPDATE ... FOR UPDATE SKIP LOCKED), read its
+ * steps, insert steps 2 and 3 and finish it: 5 statements per run.
+ */
+async function recovery(pool: pg.Pool): Promise<void> {
+  await pool.query(
+    `INSERT INTO durable.runs (id, workflow, version, status, input, executor, epoch, attempts)
+     SELECT 'crash-' || i, 'benchCrash', '1', 'running', jsonb_build_array(i), 'dead', 1, 1 FROM generate_series(0, $1 - 1) i`,
+    [config.runs],
+  );
+  await pool.query(
+    `INSERT INTO durable.steps (run_id, key, name, kind, status, output, attempts, started_at, finished_at)
+     SELECT 'crash-' || i, 'c1#1', 'c1', 'step', 'succeeded', to_jsonb(i + 1), 1, now(), now() FROM generate_series(0, $1 - 1) i`,
+    [config.runs],
+  );
+  await pool.query('VACUUM ANALYZE durable.runs');
+  await pool.query('VACUUM ANALYZE durable.steps');
+  const CLAIM = `UPDATE durable.runs r SET status = 'running', executor = 'raw', epoch = r.epoch + 1, attempts = r.attempts + 1,
+      updated_at = now()
+    FROM (SELECT id FROM durable.runs WHERE status = 'running' AND executor = 'dead' LIMIT 1 FOR UPDATE SKIP LOCKED) due
+    WHERE r.id = due.id RETURNING r.id, r.input, r.epoch`;
+  const LOAD = `SELECT key, name, kind, status, output, error, attempts, started_at, finished_at
+    FROM durable.steps WHERE run_id = $1 ORDER BY started_at, seq`;
+  counter.start();
+  const cpu = process.cpuUsage();
+  const started = Date.now();
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: config.concurrency }, async () => {
+      for (;;) {
+        const { rows } = await pool.query(CLAIM);
+        if (rows.length === 0) return;
+        const id = rows[0].id as string;
+        const steps = await pool.query(LOAD, [id]);
+        let v = steps.rows[0].output as number;
+        for (const name of ['c2', 'c3']) {
+          v = v + 1;
+          await pool.query(INSERT_STEP, [id, `${name}#1`, name, JSON.stringify(v), new Date(), new Date()]);
+        }
+        await pool.query(FINISH_RUN, [id, JSON.stringify(v)]);
+        done++;
+      }
+    }),
+  );
+  const seconds = (Date.now() - started) / 1000;
+  const counted = counter.stop();
+  emit({
+    workload: 'recovery',
+    system: 'raw-pg',
+    steps: 3,
+    concurrency: config.concurrency,
+    runs: done,
+    seconds: Number(seconds.toFixed(3)),
+    runs_per_s: Number((done / seconds).toFixed(1)),
+    client_cpu_pct: Math.round((cpuMs(cpu) / (seconds * 1000)) * 100),
+    pool: config.poolSize,
+    statements_per_run: Number((counted.total / done).toFixed(2)),
+    statements: counted.byLabel,
+  });
+  await pool.end();
+}
+
+main().then(
+  () => process.exit(0),
+  (error: Error) => {
+    process.stderr.write(`bench/raw.ts ${config.workload} failed: ${error.stack ?? error}\n`);
+    process.exit(1);
+  },
+);

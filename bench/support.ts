@@ -1,0 +1,329 @@
+/**
+ * Shared by the bench child processes (bench/durable.ts, bench/raw.ts): the configuration the launcher
+ * passes in BENCH_CONFIG, the statement counter, concurrency runner, statistics and JSON-line output.
+ */
+import fs from 'node:fs';
+import { Session } from 'node:inspector';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import pg from 'pg';
+
+export interface BenchConfig {
+  /** latency | throughput | transactional | statements | recovery-crash | recovery-resume | sleeping */
+  workload: string;
+  steps: number;
+  concurrency: number;
+  runs: number;
+  warmup: number;
+  poolSize: number;
+  /** sleeping: seconds every run sleeps (all wake at the same instant). */
+  sleepSeconds?: number;
+  /**
+   * Rounds: the measured runs are split into this many rounds, each started by a `go` line on stdin, so
+   * the launcher can alternate the two systems' rounds (both processes stay up, idle in between).
+   */
+  rounds?: number;
+  /** DurableModule pollIntervalMs (default: the library's 1000). */
+  pollIntervalMs?: number;
+  /** DurableModule concurrency (default: max(32, concurrency)). */
+  durableConcurrency?: number;
+  /** recovery: the stable executor id of the crashed and restarted process. */
+  executorId?: string;
+}
+
+export function readConfig(): { url: string; config: BenchConfig } {
+  const url = process.env.DATABASE_URL;
+  const raw = process.env.BENCH_CONFIG;
+  if (!url || !raw)
+    throw new Error('bench child: DATABASE_URL and BENCH_CONFIG must be set (run `npm run bench`)');
+  return { url, config: JSON.parse(raw) as BenchConfig };
+}
+
+/** One JSON object per line on stdout: the launcher collects these. */
+export function emit(record: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(record)}\n`);
+}
+
+/**
+ * Counts every statement sent by any pg Client of this process (pool.query, TypeORM's query runners and
+ * the LISTEN connection all end in Client.prototype.query), by a short label of its SQL text.
+ * Installed before the app loads pg-using code; delegates to the real method.
+ */
+/** BENCH_TRACE=<label substring>: print where the first statements with that label come from. */
+const TRACE = process.env.BENCH_TRACE;
+let traced = 0;
+/** Statement texts are constants: label each once. */
+const labels = new Map<string, string>();
+
+export class StatementCounter {
+  counting = false;
+  total = 0;
+  readonly byLabel = new Map<string, number>();
+
+  install(): this {
+    const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+    const real = proto.query;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const counter = this;
+    proto.query = function (this: unknown, ...args: unknown[]) {
+      if (counter.counting) {
+        const first = args[0];
+        const text =
+          typeof first === 'string' ? first : ((first as { text?: string } | undefined)?.text ?? '?');
+        counter.total++;
+        let label = labels.get(text);
+        if (label === undefined) labels.set(text, (label = labelOf(text)));
+        counter.byLabel.set(label, (counter.byLabel.get(label) ?? 0) + 1);
+        if (TRACE && label.includes(TRACE) && traced++ < 3) {
+          process.stderr.write(
+            `[trace] ${label}: ${text.replace(/\s+/g, ' ').slice(0, 120)}\n${new Error().stack}\n`,
+          );
+        }
+      }
+      return real.apply(this, args);
+    };
+    return this;
+  }
+
+  reset(): void {
+    this.total = 0;
+    this.byLabel.clear();
+  }
+
+  start(): void {
+    this.reset();
+    this.counting = true;
+  }
+
+  pause(): void {
+    this.counting = false;
+  }
+
+  resume(): void {
+    this.counting = true;
+  }
+
+  stop(): { total: number; byLabel: Record<string, number> } {
+    this.counting = false;
+    return { total: this.total, byLabel: Object.fromEntries([...this.byLabel].sort((a, b) => b[1] - a[1])) };
+  }
+}
+
+/** A short, stable name for a statement: its verb and target table (or CTE head). */
+export function labelOf(sql: string): string {
+  const s = sql.replace(/\s+/g, ' ').trim();
+  const table = (re: RegExp) => s.match(re)?.[1]?.replace(/"/g, '') ?? '?';
+  if (/^(BEGIN|START TRANSACTION)/i.test(s)) return 'BEGIN';
+  if (/^COMMIT/i.test(s)) return 'COMMIT';
+  if (/^ROLLBACK/i.test(s)) return 'ROLLBACK';
+  if (/^WITH inserted AS \( INSERT INTO/i.test(s))
+    return `INSERT ${table(/INSERT INTO (\S+)/i)} (pending+notify)`;
+  if (/^WITH finished AS/i.test(s)) return `UPDATE ${table(/UPDATE (\S+)/i)} (finish+notify)`;
+  if (/^WITH /i.test(s)) return `WITH ... ${table(/(?:UPDATE|INSERT INTO|DELETE FROM) (\S+)/i)}`;
+  if (/^INSERT INTO (\S+)/i.test(s)) return `INSERT ${table(/^INSERT INTO (\S+)/i)}`;
+  if (/^UPDATE (\S+)/i.test(s)) {
+    const t = table(/^UPDATE (\S+)/i);
+    if (/epoch = r\.epoch \+ 1/i.test(s)) return `UPDATE ${t} (claim)`;
+    if (/SET status = \$4, executor = NULL/i.test(s)) return `UPDATE ${t} (park)`;
+    if (/SET status = 'pending'/i.test(s)) return `UPDATE ${t} (release)`;
+    return `UPDATE ${t}`;
+  }
+  if (/^SELECT/i.test(s)) return `SELECT ${table(/FROM (\S+)/i)}`;
+  return s.slice(0, 30);
+}
+
+/** Runs `total` tasks with `concurrency` workers; returns per-task latencies (ms) and the wall time. */
+export async function runConcurrently(
+  total: number,
+  concurrency: number,
+  task: (i: number) => Promise<unknown>,
+): Promise<{ latencies: number[]; wallMs: number; elu: number }> {
+  const latencies: number[] = [];
+  let next = 0;
+  const elu = performance.eventLoopUtilization();
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, total) }, async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= total) return;
+        const t = performance.now();
+        await task(i);
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  return {
+    latencies,
+    wallMs: performance.now() - started,
+    elu: performance.eventLoopUtilization(elu).utilization,
+  };
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index];
+}
+
+export function mean(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+}
+
+export const round = (x: number, digits = 3) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
+
+/** CPU time of this process (user+system, ms) since `since`, for "is the client the bottleneck". */
+export function cpuMs(since?: NodeJS.CpuUsage): number {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1000;
+}
+
+export function gc(): void {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (g) {
+    g();
+    g();
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The fields every throughput/latency line carries. */
+export function throughputRecord(
+  system: 'durable' | 'raw-pg',
+  config: BenchConfig,
+  runs: number,
+  result: { latencies: number[]; wallMs: number; elu: number },
+  cpu: number,
+  statements?: { total: number; byLabel: Record<string, number> },
+): Record<string, unknown> {
+  const record: Record<string, unknown> = {
+    workload: config.workload,
+    system,
+    steps: config.steps,
+    concurrency: config.concurrency,
+    runs,
+    runs_per_s: round((runs / result.wallMs) * 1000, 1),
+    // Latency: the median of the sequential runs; throughput: the mean time of one run under load.
+    ms_per_run: round(
+      config.workload === 'latency' ? percentile(result.latencies, 50) : mean(result.latencies),
+    ),
+    mean_ms: round(mean(result.latencies)),
+    p50_ms: round(percentile(result.latencies, 50)),
+    p99_ms: round(percentile(result.latencies, 99)),
+    wall_s: round(result.wallMs / 1000),
+    pool: config.poolSize,
+    client_cpu_pct: round((cpu / result.wallMs) * 100, 0),
+    // Event-loop utilization of the bench process: near 1 means the Node process is the bottleneck.
+    event_loop_util: round(result.elu, 2),
+  };
+  if (statements) {
+    record.statements_per_run = round(statements.total / runs, 2);
+    record.statements = statements.byLabel;
+  }
+  return record;
+}
+
+/**
+ * BENCH_PROFILE=<file>: a V8 CPU profile of the measured phase only (not boot or warm-up), written as a
+ * .cpuprofile (open it in Chrome DevTools, or summarize it with `node bench/cpuprofile.mjs <file>`).
+ */
+let session: Session | undefined;
+
+export async function startProfile(): Promise<void> {
+  if (!process.env.BENCH_PROFILE || session) return;
+  session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<void>((resolve, reject) =>
+      session!.post(method, params ?? {}, (err) => (err ? reject(err) : resolve())),
+    );
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 250 });
+  await post('Profiler.start');
+}
+
+export async function stopProfile(): Promise<void> {
+  const file = process.env.BENCH_PROFILE;
+  if (!file || !session) return;
+  const s = session;
+  session = undefined;
+  const profile = await new Promise<object>((resolve, reject) =>
+    s.post('Profiler.stop', (err, result) => (err ? reject(err) : resolve(result.profile))),
+  );
+  fs.writeFileSync(file, JSON.stringify(profile));
+  s.disconnect();
+}
+
+let commands: string[] | undefined;
+let commandWaiter: (() => void) | undefined;
+
+/** The next line on stdin (the launcher's `go`). */
+async function nextCommand(): Promise<string> {
+  if (!commands) {
+    commands = [];
+    createInterface({ input: process.stdin }).on('line', (line) => {
+      commands!.push(line.trim());
+      commandWaiter?.();
+    });
+  }
+  while (commands.length === 0) await new Promise<void>((resolve) => (commandWaiter = resolve));
+  return commands.shift()!;
+}
+
+/**
+ * The measured phase of a latency/throughput workload: `config.runs` runs of `task` at `concurrency`,
+ * in `config.rounds` rounds (each waits for `go` on stdin when there is more than one), counting
+ * statements, CPU and event-loop use during the rounds only. Returns the JSON record.
+ */
+export async function measure(
+  system: 'durable' | 'raw-pg',
+  config: BenchConfig,
+  concurrency: number,
+  task: (i: number) => Promise<unknown>,
+  counter: StatementCounter,
+): Promise<Record<string, unknown>> {
+  const rounds = Math.max(1, Math.min(config.rounds ?? 1, config.runs));
+  const latencies: number[] = [];
+  const perRound: number[] = [];
+  let wallMs = 0;
+  let cpu = 0;
+  let busyMs = 0;
+  let done = 0;
+  counter.start();
+  counter.pause();
+  for (let r = 0; r < rounds; r++) {
+    const size = Math.floor(config.runs / rounds) + (r < config.runs % rounds ? 1 : 0);
+    if (rounds > 1) {
+      emit({ event: 'round-ready', round: r });
+      const command = await nextCommand();
+      if (command !== 'go') throw new Error(`expected "go" on stdin, got ${JSON.stringify(command)}`);
+    }
+    await startProfile();
+    counter.resume();
+    const since = process.cpuUsage();
+    const offset = done;
+    const result = await runConcurrently(size, concurrency, (i) => task(offset + i));
+    cpu += cpuMs(since);
+    counter.pause();
+    done += size;
+    wallMs += result.wallMs;
+    busyMs += result.elu * result.wallMs;
+    latencies.push(...result.latencies);
+    perRound.push(round((size / result.wallMs) * 1000, 1));
+    if (rounds > 1) emit({ event: 'round-done', round: r });
+  }
+  await stopProfile();
+  const record = throughputRecord(
+    system,
+    config,
+    done,
+    { latencies, wallMs, elu: busyMs / wallMs },
+    cpu,
+    counter.stop(),
+  );
+  record.rounds = rounds;
+  record.runs_per_s_by_round = perRound;
+  return record;
+}
