@@ -235,8 +235,9 @@ export class DurableStore {
         step.output,
         step.error,
         step.attempts,
-        step.startedAt,
-        step.finishedAt,
+        // ISO strings: cheaper for pg than formatting Dates in local time, and unambiguous.
+        step.startedAt.toISOString(),
+        step.finishedAt?.toISOString() ?? null,
         step.undoArgs ?? null,
       ],
       manager,
@@ -303,7 +304,7 @@ export class DurableStore {
        SELECT (SELECT signal_count FROM owner) AS signal_count,
               EXISTS (SELECT 1 FROM recorded) AS consumed,
               (SELECT payload FROM consumed) AS payload`,
-      [lease.runId, lease.executorId, lease.epoch, name, step.key, step.name, step.startedAt],
+      [lease.runId, lease.executorId, lease.epoch, name, step.key, step.name, step.startedAt.toISOString()],
     );
     const row = rows[0];
     return {
