@@ -10,8 +10,6 @@ export const messages = {
     `Invalid ${what} ${describe(value)}: expected a string of 1-${max} characters (no NUL characters or lone surrogates).`,
   duplicateWorkflow: (name: string, version: string, first: string, second: string) =>
     `Workflow "${name}" (version ${version}) is declared twice: in ${first} and in ${second}. Give one an explicit name: @Workflow('otherName').`,
-  workflowNotRegistered: (name: string) =>
-    `Workflow "${name}" is not registered in this process. Decorate a provider method with @Workflow('${name}'), or start it by name from a process that has it registered.`,
   workflowVersionNotServed: (name: string, version: string, runId: string) =>
     `Run "${runId}" needs workflow "${name}" version ${version}, which no process here serves; it stays pending until a replica with that version starts.`,
   runConflict: (id: string, existing: string, requested: string) =>
@@ -60,7 +58,6 @@ export const messages = {
     `Run "${runId}": no compensation is registered for step "${key}" in this process; it was skipped.`,
   compensationFailed: (runId: string, key: string, message: string) =>
     `Run "${runId}": the compensation of step "${key}" failed: ${message}. The other compensations go on.`,
-  workerDisabled: () => 'This process runs with worker: false; it never executes runs.',
 } as const;
 
 function describe(value: unknown): string {

@@ -1,15 +1,11 @@
 import type { EntityManager } from 'typeorm';
 import { durableScope } from './context';
 import { messages } from './durable.messages';
-import { DurableError } from './errors';
+import { OutsideWorkflowError } from './errors';
 import { Duration, toMilliseconds, toOptionalMilliseconds } from './duration';
 import { delay } from './engine/retry-delay';
 import type { DurableContextInfo } from './interfaces';
 import { assertValidId } from './validation';
-
-class OutsideWorkflowError extends DurableError {
-  readonly code = 'DURABLE_OUTSIDE_WORKFLOW';
-}
 
 /**
  * Static helpers usable inside a running workflow or step.
@@ -69,5 +65,3 @@ export class Durable {
     return manager;
   }
 }
-
-export { OutsideWorkflowError };

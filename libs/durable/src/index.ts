@@ -1,6 +1,6 @@
 export * from './decorators/step.decorator';
 export * from './decorators/workflow.decorator';
-export { Durable, OutsideWorkflowError } from './durable';
+export { Durable } from './durable';
 export { DurableClient, WorkflowRef } from './durable.client';
 export { DurableModule } from './durable.module';
 export { resolveDurableOptions } from './durable.options';
