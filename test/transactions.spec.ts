@@ -57,6 +57,24 @@ class Payments {
     return value + 1;
   }
 
+  slowStepStarted = false;
+
+  /** Keeps writing after a pause: a cancel lands during the pause. */
+  @Step({ transactional: true })
+  async slowDebit(): Promise<void> {
+    const { runId } = Durable.context();
+    const manager = Durable.manager();
+    await manager.query(`INSERT INTO ledger (run_id, entry, amount) VALUES ($1, 'before-pause', 1)`, [runId]);
+    this.slowStepStarted = true;
+    await manager.query(`SELECT pg_sleep(0.5)`);
+    await manager.query(`INSERT INTO ledger (run_id, entry, amount) VALUES ($1, 'after-pause', 1)`, [runId]);
+  }
+
+  @Workflow()
+  async slowCharge(): Promise<void> {
+    await this.slowDebit();
+  }
+
   @Workflow()
   async charge(amount: number): Promise<string> {
     return this.debit(amount);
@@ -233,6 +251,17 @@ describe('transactions', () => {
     );
     await expect(handle.result({ timeout: '10s' })).resolves.toBe('debited 3');
     expect(await ledger('tx-fenced')).toEqual(['debit', 'debit-cls']);
+  });
+
+  it('a transactional step aborted by a cancel commits nothing, even what its body writes afterwards', async () => {
+    const handle = await client.start('slowCharge', [], { id: 'tx-cancelled' });
+    for (let i = 0; i < 200 && !payments.slowStepStarted; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(payments.slowStepStarted).toBe(true);
+    await client.cancel('tx-cancelled', 'stop');
+    await expect(handle.result({ timeout: '5s' })).rejects.toMatchObject({ name: 'RunCancelledError' });
+    await new Promise((r) => setTimeout(r, 1_000)); // past the pause: the body tried its second write
+    expect(await ledger('tx-cancelled')).toEqual([]);
+    expect((await client.status('tx-cancelled'))!.steps).toEqual([]);
   });
 
   it('serialization failures retry the whole step transaction', async () => {

@@ -1,15 +1,20 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module';
+import { configureApp } from './app.setup';
 
 async function bootstrap(): Promise<void> {
   if (!process.env.DATABASE_URL) throw new Error('DATABASE_URL is not set (npm start sets it for you).');
-  const app = await NestFactory.create(AppModule);
-  app.enableShutdownHooks();
-  const port = Number(process.env.PORT ?? 3000);
-  await app.listen(port, '127.0.0.1');
-  Logger.log(`Provisioning API on http://127.0.0.1:${port} (POST /tenants, GET /tenants/:id)`, 'Bootstrap');
+  const app = configureApp(await NestFactory.create(AppModule));
+  await app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1');
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  // The demo and the crash test wait for this line (PORT=0 picks a free port).
+  Logger.log(`Provisioning API listening on http://127.0.0.1:${port} (pid ${process.pid})`, 'Bootstrap');
 }
 
-void bootstrap();
+bootstrap().catch((error: unknown) => {
+  Logger.error(`The app did not start: ${(error as Error)?.stack ?? String(error)}`, undefined, 'Bootstrap');
+  process.exit(1);
+});

@@ -3,37 +3,76 @@ import {
   Body,
   Controller,
   Get,
+  Headers,
   HttpCode,
-  NotFoundException,
   Param,
   ParseUUIDPipe,
   Post,
+  Query,
+  Res,
 } from '@nestjs/common';
+import { ApprovalDecisionDto, CancelTenantDto, CreateTenantDto, ListTenantsQueryDto } from './dto/tenant.dto';
+import type { ApprovalDecision } from './provisioning.workflow';
 import { TenantsService } from './tenants.service';
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 
 @Controller('tenants')
 export class TenantsController {
   constructor(private readonly tenants: TenantsService) {}
 
+  /**
+   * Creates the tenant and starts its provisioning; 202 with the tenant and run ids. With an
+   * `Idempotency-Key` header a repeated request creates nothing and returns the same ids
+   * (`Idempotent-Replayed: true`).
+   */
   @Post()
   @HttpCode(202)
-  async create(@Body() body: Record<string, unknown>) {
-    const { name, plan, region, adminEmail } = body ?? {};
-    if (typeof name !== 'string' || name.length < 1 || name.length > 100)
-      throw new BadRequestException('name: 1-100 characters');
-    if (plan !== 'free' && plan !== 'pro' && plan !== 'enterprise')
-      throw new BadRequestException('plan: free, pro or enterprise');
-    if (typeof region !== 'string' || !/^[a-z0-9-]{2,30}$/.test(region))
-      throw new BadRequestException('region: like eu-west-1');
-    if (typeof adminEmail !== 'string' || !/^[^@\s]+@[^@\s]+$/.test(adminEmail))
-      throw new BadRequestException('adminEmail: an email');
-    return this.tenants.create({ name, plan, region, adminEmail });
+  async create(
+    @Body() body: CreateTenantDto,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @Res({ passthrough: true }) res: { setHeader(name: string, value: string): unknown },
+  ) {
+    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey))
+      throw new BadRequestException(
+        'Idempotency-Key must be 1-200 printable ASCII characters without spaces.',
+      );
+    const result = await this.tenants.create(body, idempotencyKey);
+    res.setHeader('Location', `/tenants/${result.tenantId}`);
+    if (!result.created) res.setHeader('Idempotent-Replayed', 'true');
+    return result;
+  }
+
+  @Get()
+  async list(@Query() query: ListTenantsQueryDto) {
+    return { tenants: await this.tenants.list(query) };
   }
 
   @Get(':id')
   async get(@Param('id', ParseUUIDPipe) id: string) {
-    const found = await this.tenants.get(id);
-    if (!found) throw new NotFoundException(`No tenant ${id}`);
-    return found;
+    return this.tenants.get(id);
   }
+
+  @Post(':id/approve')
+  @HttpCode(202)
+  async approve(@Param('id', ParseUUIDPipe) id: string, @Body() body: ApprovalDecisionDto) {
+    return this.tenants.decide(id, decision(true, body));
+  }
+
+  @Post(':id/reject')
+  @HttpCode(202)
+  async reject(@Param('id', ParseUUIDPipe) id: string, @Body() body: ApprovalDecisionDto) {
+    return this.tenants.decide(id, decision(false, body));
+  }
+
+  @Post(':id/cancel')
+  @HttpCode(202)
+  async cancel(@Param('id', ParseUUIDPipe) id: string, @Body() body: CancelTenantDto) {
+    return this.tenants.cancel(id, body.reason);
+  }
+}
+
+/** The signal's payload (JSON: no undefined properties). */
+function decision(approved: boolean, body: ApprovalDecisionDto): ApprovalDecision {
+  return { approved, by: body.by ?? 'operator', ...(body.reason ? { reason: body.reason } : {}) };
 }

@@ -79,7 +79,8 @@ export class CheckpointWriter {
 
   /** Another process ended the run (a cancel, usually): if it was cancelled, stop the step in flight. */
   async haltIfCancelled(execution: RunExecution): Promise<void> {
-    if (execution.halted) return;
+    // An execution claimed to run a cancelled run's compensations must not stop for that same cancel.
+    if (execution.halted || execution.run.compensating) return;
     const run = await this.store.getRun(execution.runId);
     if (run?.status !== 'cancelled') return;
     const reason = run.error?.message;

@@ -142,6 +142,7 @@ export class StepRunner {
       }
       // Body, fencing check and checkpoint commit together: a lost lease rolls the business writes back.
       return await this.transactions.run(meta.isolation, async (manager) => {
+        sealOnAbort(manager, signal);
         await this.store.boundTransaction(manager, this.options.value.leaseMs);
         const body = durableScope.run(scope(manager), call);
         body.catch(() => undefined);
@@ -176,4 +177,19 @@ export class StepRunner {
       finishedAt: new Date(),
     };
   }
+}
+
+/**
+ * Once a transactional step is aborted (cancel, lease lost, timeout), its transaction is rolled back
+ * while the body may still be running: from then on the body's queries on that connection fail, so
+ * none can run after the ROLLBACK, outside the transaction, in autocommit.
+ */
+function sealOnAbort(manager: EntityManager, signal: AbortSignal): void {
+  const runner = manager.queryRunner;
+  if (!runner) return;
+  const query = runner.query.bind(runner) as (sql: string, ...rest: unknown[]) => Promise<unknown>;
+  runner.query = ((sql: string, ...rest: unknown[]) =>
+    signal.aborted && !/^\s*(ROLLBACK|RELEASE)\b/i.test(sql)
+      ? Promise.reject(signal.reason)
+      : query(sql, ...rest)) as typeof runner.query;
 }

@@ -223,7 +223,8 @@ export class DurableStore {
        SELECT $1, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13::jsonb
        FROM ${this.s}.runs WHERE ${FENCE} FOR SHARE
        ON CONFLICT (run_id, key) DO UPDATE SET status = EXCLUDED.status, output = EXCLUDED.output,
-         error = EXCLUDED.error, attempts = EXCLUDED.attempts, finished_at = EXCLUDED.finished_at`,
+         error = EXCLUDED.error, attempts = EXCLUDED.attempts, finished_at = EXCLUDED.finished_at,
+         undo_args = EXCLUDED.undo_args`,
       [
         lease.runId,
         lease.executorId,
@@ -377,23 +378,35 @@ export class DurableStore {
    * and notifies, so waiters reject and owners abort the step in flight. Returns the ids cancelled.
    */
   async cancelRuns(runId: string, error: string): Promise<string[]> {
-    const { rows } = await this.query<{ id: string }>(
-      `WITH RECURSIVE tree AS (
+    const tree = `WITH RECURSIVE tree AS (
          SELECT id FROM ${this.s}.runs WHERE id = $1
          UNION ALL
-         SELECT r.id FROM ${this.s}.runs r JOIN tree t ON r.parent_id = t.id),
-       cancelled AS (
-         UPDATE ${this.s}.runs SET status = 'cancelled', error = $2::jsonb, executor = NULL,
-           epoch = epoch + 1, available_at = now(), updated_at = now(),
-           compensating = EXISTS (SELECT 1 FROM ${this.s}.steps s
-                                  WHERE s.run_id = runs.id AND s.undo_args IS NOT NULL AND s.status = 'succeeded')
-         WHERE id IN (SELECT id FROM tree) AND status NOT IN ('succeeded', 'failed', 'cancelled')
-         RETURNING id, compensating)
-       SELECT id, pg_notify($3, 'done:' || id), CASE WHEN compensating THEN pg_notify($3, 'run') END
-       FROM cancelled`,
-      [runId, error, this.channel],
-    );
-    return rows.map((row) => row.id);
+         SELECT r.id FROM ${this.s}.runs r JOIN tree t ON r.parent_id = t.id)`;
+    return this.dataSource.transaction(async (manager) => {
+      // Lock first: a checkpoint committing meanwhile is then visible to the next statement's
+      // snapshot, and none can commit after (checkpoints share-lock the run row, then find it fenced).
+      await this.query(
+        `${tree} SELECT id FROM ${this.s}.runs WHERE id IN (SELECT id FROM tree)
+           AND status NOT IN ('succeeded', 'failed', 'cancelled') FOR UPDATE`,
+        [runId],
+        manager,
+      );
+      const { rows } = await this.query<{ id: string }>(
+        `${tree},
+         cancelled AS (
+           UPDATE ${this.s}.runs SET status = 'cancelled', error = $2::jsonb, executor = NULL,
+             epoch = epoch + 1, available_at = now(), updated_at = now(),
+             compensating = EXISTS (SELECT 1 FROM ${this.s}.steps s
+               WHERE s.run_id = runs.id AND s.undo_args IS NOT NULL AND s.status = 'succeeded')
+           WHERE id IN (SELECT id FROM tree) AND status NOT IN ('succeeded', 'failed', 'cancelled')
+           RETURNING id, compensating)
+         SELECT id, pg_notify($3, 'done:' || id), CASE WHEN compensating THEN pg_notify($3, 'run') END
+         FROM cancelled`,
+        [runId, error, this.channel],
+        manager,
+      );
+      return rows.map((row) => row.id);
+    });
   }
 
   /**
