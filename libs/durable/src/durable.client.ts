@@ -15,12 +15,12 @@ import {
   RunStateError,
   StartNotCommittedError,
 } from './errors';
+import { isFinished, RUN_STATUSES } from './interfaces';
 import type {
   ListRunsOptions,
   ResultOptions,
   RunInfo,
   RunPage,
-  RunStatus,
   StartOptions,
   StepInfo,
   WorkflowHandle,
@@ -31,17 +31,7 @@ import type { RunRow, StepRow } from './persistence/row-types';
 import { assertValidId } from './validation';
 import { WorkflowRegistry } from './workflow.registry';
 
-const STATUSES: RunStatus[] = [
-  'pending',
-  'running',
-  'sleeping',
-  'waiting',
-  'succeeded',
-  'failed',
-  'cancelled',
-];
 const MAX_PAGE = 1_000;
-const TERMINAL: RunStatus[] = ['succeeded', 'failed', 'cancelled'];
 
 /** A workflow to start: its registered name, or the decorated method itself (`service.provision`). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -151,8 +141,8 @@ export class DurableClient {
       throw new InvalidArgumentError(`list(): limit must be an integer from 1 to ${MAX_PAGE}.`);
     }
     const statuses = options.status === undefined ? undefined : [options.status].flat();
-    if (statuses?.some((s) => !STATUSES.includes(s))) {
-      throw new InvalidArgumentError(`list(): status must be one of ${STATUSES.join(', ')}.`);
+    if (statuses?.some((s) => !RUN_STATUSES.includes(s))) {
+      throw new InvalidArgumentError(`list(): status must be one of ${RUN_STATUSES.join(', ')}.`);
     }
     const rows = await this.store.listRuns({
       statuses,
@@ -184,7 +174,7 @@ export class DurableClient {
         : encodeJson(payload, `Payload of signal "${name}"`, this.options.value.maxPayloadBytes);
     const status = await this.store.sendSignal(id, name, encoded);
     if (!status) throw new RunNotFoundError(messages.runNotFound(id));
-    if (TERMINAL.includes(status)) throw new RunStateError(messages.signalToFinishedRun(id, name, status));
+    if (isFinished(status)) throw new RunStateError(messages.signalToFinishedRun(id, name, status));
   }
 
   /**

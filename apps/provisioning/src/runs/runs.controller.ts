@@ -1,17 +1,7 @@
 import { Controller, Get, Query } from '@nestjs/common';
-import { DurableClient, RunStatus } from '@app/durable';
+import { DurableClient, RUN_STATUSES, RunStatus } from '@app/durable';
 import { Transform, Type } from 'class-transformer';
 import { ArrayNotEmpty, IsIn, IsInt, IsOptional, IsString, Length, Max, Min } from 'class-validator';
-
-const RUN_STATUSES: RunStatus[] = [
-  'pending',
-  'running',
-  'sleeping',
-  'waiting',
-  'succeeded',
-  'failed',
-  'cancelled',
-];
 
 /** GET /runs?status=failed,waiting&workflow=provisionTenant&limit=50&after=<next> */
 export class ListRunsQueryDto {

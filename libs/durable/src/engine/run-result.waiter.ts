@@ -10,11 +10,10 @@ import {
 } from '../errors';
 import { DurableStore } from '../persistence/durable.store';
 import { decodeJson } from '../persistence/json-codec';
+import { isFinished } from '../interfaces';
 import type { RunRow } from '../persistence/row-types';
 import { DurableEvents, RunEnded } from './durable.events';
 import { setLongTimeout } from './retry-delay';
-
-const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
 /**
  * Waits for a run's end without polling: in-process completion events for runs executed here, NOTIFY
@@ -63,7 +62,7 @@ export class RunResultWaiter {
         try {
           const row = await this.store.getRun(id);
           if (!row) return finish(() => reject(new RunNotFoundError(messages.runNotFound(id))));
-          if (TERMINAL.has(row.status)) fromEnded(endedFromRow(row));
+          if (isFinished(row.status)) fromEnded(endedFromRow(row));
         } catch (error) {
           finish(() => reject(error));
         } finally {

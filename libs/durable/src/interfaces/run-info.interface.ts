@@ -1,5 +1,21 @@
+/** Every status of a run, in lifecycle order. */
+export const RUN_STATUSES = [
+  'pending',
+  'running',
+  'sleeping',
+  'waiting',
+  'succeeded',
+  'failed',
+  'cancelled',
+] as const;
+
 /** Status of a run. */
-export type RunStatus = 'pending' | 'running' | 'sleeping' | 'waiting' | 'succeeded' | 'failed' | 'cancelled';
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+/** A run in one of these statuses has ended (until it is resumed). */
+export function isFinished(status: RunStatus): boolean {
+  return status === 'succeeded' || status === 'failed' || status === 'cancelled';
+}
 
 /** Kind of a recorded step. */
 export type StepKind = 'step' | 'sleep' | 'signal' | 'child';

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Pool } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
 import { DURABLE_DATA_SOURCE } from '../durable.constants';
-import type { RunStatus } from '../interfaces';
+import { isFinished, RunStatus } from '../interfaces';
 import { messages } from '../durable.messages';
 import { DurableOptionsHolder } from '../durable.options';
 import { InvalidOptionsError } from '../errors';
@@ -14,7 +14,6 @@ interface QueryOutcome<T> {
   rowCount: number;
 }
 
-const TERMINAL_STATUSES: RunStatus[] = ['succeeded', 'failed', 'cancelled'];
 // A run is ours while we hold its executor id and epoch and it is running (or, once cancelled, while
 // its compensations run).
 const FENCE = `id = $1 AND executor = $2 AND epoch = $3 AND (status = 'running' OR compensating)`;
@@ -354,7 +353,7 @@ export class DurableStore {
         manager,
       );
       const status = rows[0]?.status;
-      if (!status || TERMINAL_STATUSES.includes(status)) return status;
+      if (!status || isFinished(status)) return status;
       await this.query(
         `INSERT INTO ${this.s}.signals (run_id, name, payload) VALUES ($1, $2, $3::jsonb)`,
         [runId, name, payload],
