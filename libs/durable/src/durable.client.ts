@@ -27,6 +27,7 @@ import type {
 } from './interfaces';
 import { DurableStore, NewRun } from './persistence/durable.store';
 import { decodeJson, encodeJson } from './persistence/json-codec';
+import { RunControlStore } from './persistence/run-control.store';
 import type { RunRow, StepRow } from './persistence/row-types';
 import { assertValidId } from './validation';
 import { WorkflowRegistry } from './workflow.registry';
@@ -52,6 +53,7 @@ export class DurableClient {
     private readonly waiter: RunResultWaiter,
     private readonly options: DurableOptionsHolder,
     private readonly transactions: TransactionContext,
+    private readonly control: RunControlStore,
   ) {}
 
   /**
@@ -172,7 +174,7 @@ export class DurableClient {
       payload === undefined
         ? 'null'
         : encodeJson(payload, `Payload of signal "${name}"`, this.options.value.maxPayloadBytes);
-    const status = await this.store.sendSignal(id, name, encoded);
+    const status = await this.control.sendSignal(id, name, encoded);
     if (!status) throw new RunNotFoundError(messages.runNotFound(id));
     if (isFinished(status)) throw new RunStateError(messages.signalToFinishedRun(id, name, status));
   }
@@ -191,7 +193,7 @@ export class DurableClient {
       message: reason ?? 'Cancelled',
       code: 'DURABLE_RUN_CANCELLED',
     });
-    const cancelled = await this.store.cancelRuns(id, error);
+    const cancelled = await this.control.cancelRuns(id, error);
     if (cancelled.length > 0) return true;
     if ((await this.store.findRunWorkflow(id)) === undefined)
       throw new RunNotFoundError(messages.runNotFound(id));
@@ -204,7 +206,7 @@ export class DurableClient {
    */
   async resume(id: string): Promise<void> {
     assertValidId('run id', id);
-    const status = await this.store.resumeRun(id);
+    const status = await this.control.resumeRun(id);
     if (!status) throw new RunNotFoundError(messages.runNotFound(id));
     if (status !== 'failed' && status !== 'cancelled')
       throw new RunStateError(messages.resumeNotAllowed(id, status));

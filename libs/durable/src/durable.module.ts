@@ -16,7 +16,9 @@ import { RunResultWaiter } from './engine/run-result.waiter';
 import { StepRunner } from './engine/step.runner';
 import { WaitRunner } from './engine/wait.runner';
 import { WorkflowExecutor } from './engine/workflow.executor';
+import { DurableDatabase } from './persistence/durable.database';
 import { DurableStore } from './persistence/durable.store';
+import { RunControlStore } from './persistence/run-control.store';
 import { NotificationListener } from './persistence/notification.listener';
 import { WorkflowRegistry } from './workflow.registry';
 
@@ -37,7 +39,9 @@ import { WorkflowRegistry } from './workflow.registry';
     DurableMetadataAccessor,
     WorkflowRegistry,
     DurableExplorer,
+    DurableDatabase,
     DurableStore,
+    RunControlStore,
     DurableEvents,
     CheckpointWriter,
     StepRunner,

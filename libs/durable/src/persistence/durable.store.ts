@@ -1,22 +1,12 @@
-import { Inject, Injectable } from '@nestjs/common';
-import type { Pool } from 'pg';
-import { DataSource, EntityManager } from 'typeorm';
-import { DURABLE_DATA_SOURCE } from '../durable.constants';
-import { isFinished, RunStatus } from '../interfaces';
-import { messages } from '../durable.messages';
-import { DurableOptionsHolder } from '../durable.options';
-import { InvalidOptionsError } from '../errors';
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import type { RunStatus } from '../interfaces';
+import { DurableDatabase } from './durable.database';
 import type { ClaimedRun, Lease, RunRow, StepRecord, StepRow } from './row-types';
-import { channelName } from './schema-name';
-
-interface QueryOutcome<T> {
-  rows: T[];
-  rowCount: number;
-}
 
 // A run is ours while we hold its executor id and epoch and it is running (or, once cancelled, while
 // its compensations run).
-const FENCE = `id = $1 AND executor = $2 AND epoch = $3 AND (status = 'running' OR compensating)`;
+export const FENCE = `id = $1 AND executor = $2 AND epoch = $3 AND (status = 'running' OR compensating)`;
 const OWNED = `(status = 'running' OR compensating)`;
 // Released runs keep their place in the queue (available_at is when they first became due), so a
 // takeover resumes interrupted runs before newer ones.
@@ -25,37 +15,17 @@ const RUN_COLUMNS = `id, workflow, version, status, input, output, error, failed
   parent_id, compensating, created_at, updated_at`;
 
 /**
- * Every SQL statement of the engine, one method each, named by what it does. Without a manager a
- * statement goes straight to the DataSource's pg pool (one round trip, no ORM overhead); with one it
- * runs on that manager's transaction.
+ * The run queue and the checkpoints: every statement an execution runs, one method each, named by what
+ * it does. The fenced ones write only while the run is still owned with the caller's epoch.
  */
 @Injectable()
 export class DurableStore {
   private readonly s: string;
   private readonly channel: string;
 
-  constructor(
-    @Inject(DURABLE_DATA_SOURCE) private readonly dataSource: DataSource,
-    options: DurableOptionsHolder,
-  ) {
-    if (dataSource.options.type !== 'postgres')
-      throw new InvalidOptionsError(messages.notPostgres(dataSource.options.type));
-    this.s = `"${options.value.schema}"`;
-    this.channel = channelName(options.value.schema);
-  }
-
-  get pool(): Pool {
-    return (this.dataSource.driver as unknown as { master: Pool }).master;
-  }
-
-  async query<T>(sql: string, params: unknown[], manager?: EntityManager): Promise<QueryOutcome<T>> {
-    const runner = manager?.queryRunner;
-    if (runner && !runner.isReleased) {
-      const result = await runner.query(sql, params, true);
-      return { rows: (result.records ?? []) as T[], rowCount: result.affected ?? 0 };
-    }
-    const result = await this.pool.query(sql, params);
-    return { rows: result.rows as T[], rowCount: result.rowCount ?? 0 };
+  constructor(private readonly db: DurableDatabase) {
+    this.s = db.s;
+    this.channel = db.channel;
   }
 
   /**
@@ -64,7 +34,7 @@ export class DurableStore {
    * never block the takeover of its run past the lease.
    */
   async boundTransaction(manager: EntityManager, ms: number): Promise<void> {
-    await this.query(
+    await this.db.query(
       `SELECT set_config('idle_in_transaction_session_timeout', $1, true)`,
       [String(ms)],
       manager,
@@ -73,7 +43,7 @@ export class DurableStore {
 
   /** Inserts a run waiting for a worker and wakes the workers (on commit). Returns false if the id exists. */
   async insertPendingRun(run: NewRun, manager?: EntityManager): Promise<boolean> {
-    const { rows } = await this.query(
+    const { rows } = await this.db.query(
       `WITH inserted AS (
          INSERT INTO ${this.s}.runs (id, workflow, version, status, input, deadline, parent_id)
          VALUES ($1, $2, $3, 'pending', $4::jsonb, now() + $5::bigint * interval '1 millisecond', $6)
@@ -95,7 +65,7 @@ export class DurableStore {
 
   /** Inserts a run already claimed by this executor (epoch 1), to execute it in this process at once. */
   async insertOwnedRun(run: NewRun, executorId: string): Promise<ClaimedRun | undefined> {
-    const { rows } = await this.query<ClaimedRun>(
+    const { rows } = await this.db.query<ClaimedRun>(
       `INSERT INTO ${this.s}.runs (id, workflow, version, status, input, deadline, parent_id, executor, epoch, attempts,
          claimed_at)
        VALUES ($1, $2, $3, 'running', $4::jsonb, now() + $5::bigint * interval '1 millisecond', $6, $7, 1, 1, now())
@@ -107,7 +77,7 @@ export class DurableStore {
   }
 
   async findRunWorkflow(id: string, manager?: EntityManager): Promise<string | undefined> {
-    const { rows } = await this.query<{ workflow: string }>(
+    const { rows } = await this.db.query<{ workflow: string }>(
       `SELECT workflow FROM ${this.s}.runs WHERE id = $1`,
       [id],
       manager,
@@ -117,7 +87,7 @@ export class DurableStore {
 
   /** Claims up to `limit` due runs of the given (workflow, version) pairs; each claim bumps the epoch. */
   async claimRuns(executorId: string, served: { workflows: string[]; versions: string[] }, limit: number) {
-    const { rows } = await this.query<ClaimedRun>(
+    const { rows } = await this.db.query<ClaimedRun>(
       `UPDATE ${this.s}.runs r
        SET status = CASE WHEN r.status = 'cancelled' THEN 'cancelled' ELSE 'running' END,
          executor = $1, epoch = r.epoch + 1, attempts = r.attempts + 1, claimed_at = now(), updated_at = now()
@@ -141,7 +111,7 @@ export class DurableStore {
    * stable executor id). Locked rows (a step committing) are skipped.
    */
   async releaseOrphanedRuns(leaseMs: number): Promise<number> {
-    const { rowCount } = await this.query(
+    const { rowCount } = await this.db.query(
       `UPDATE ${this.s}.runs SET ${RELEASED}, available_at = LEAST(available_at, now()), updated_at = now()
        WHERE id IN (
          SELECT r.id FROM ${this.s}.runs r LEFT JOIN ${this.s}.executors e ON e.id = r.executor
@@ -156,7 +126,7 @@ export class DurableStore {
 
   /** Gives one run back to the queue (e.g. it cannot be executed here after all). */
   async releaseRun(lease: Lease): Promise<void> {
-    await this.query(
+    await this.db.query(
       `UPDATE ${this.s}.runs SET ${RELEASED}, available_at = LEAST(available_at, now()), updated_at = now()
        WHERE ${FENCE}`,
       [lease.runId, lease.executorId, lease.epoch],
@@ -165,7 +135,7 @@ export class DurableStore {
 
   /** Gives back this executor's runs (graceful shutdown) so another replica takes them at once. */
   async releaseRunsOf(executorId: string): Promise<number> {
-    const { rowCount } = await this.query(
+    const { rowCount } = await this.db.query(
       `WITH released AS (
          UPDATE ${this.s}.runs SET ${RELEASED}, available_at = LEAST(available_at, now()), updated_at = now()
          WHERE executor = $1 AND ${OWNED} RETURNING id)
@@ -181,7 +151,7 @@ export class DurableStore {
     served: { workflows: string[]; versions: string[] },
     limit: number,
   ) {
-    const { rows } = await this.query<{ id: string; workflow: string; version: string }>(
+    const { rows } = await this.db.query<{ id: string; workflow: string; version: string }>(
       `SELECT id, workflow, version FROM ${this.s}.runs
        WHERE status IN ('pending', 'sleeping', 'waiting') AND available_at <= now() - $1::bigint * interval '1 millisecond'
          AND (workflow, version) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))
@@ -193,7 +163,7 @@ export class DurableStore {
 
   /** One UPDATE per interval per process. `starting` opens a new life of this executor id. */
   async heartbeat(executorId: string, starting = false): Promise<void> {
-    await this.query(
+    await this.db.query(
       `INSERT INTO ${this.s}.executors (id, heartbeat_at, started_at) VALUES ($1, now(), now())
        ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(),
          started_at = CASE WHEN $2 THEN now() ELSE executors.started_at END`,
@@ -202,7 +172,7 @@ export class DurableStore {
   }
 
   async loadSteps(runId: string): Promise<StepRow[]> {
-    const { rows } = await this.query<StepRow>(
+    const { rows } = await this.db.query<StepRow>(
       `SELECT key, name, kind, status, output, error, attempts, started_at, finished_at, undo_args
        FROM ${this.s}.steps WHERE run_id = $1 ORDER BY started_at, seq`,
       [runId],
@@ -216,7 +186,7 @@ export class DurableStore {
    * for this write or makes it insert nothing. Returns false when the lease is gone.
    */
   async recordStep(lease: Lease, step: StepRecord, manager?: EntityManager): Promise<boolean> {
-    const { rowCount } = await this.query(
+    const { rowCount } = await this.db.query(
       `INSERT INTO ${this.s}.steps (run_id, key, name, kind, status, output, error, attempts, started_at, finished_at,
          undo_args)
        SELECT $1, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13::jsonb
@@ -247,7 +217,7 @@ export class DurableStore {
 
   /** Ends a run we own and tells every listener. Returns false when the lease is gone. */
   async finishRun(lease: Lease, outcome: RunOutcomeRecord): Promise<boolean> {
-    const { rows } = await this.query(
+    const { rows } = await this.db.query(
       `WITH finished AS (
          UPDATE ${this.s}.runs SET status = $4, output = $5::jsonb, error = $6::jsonb, failed_step = $7,
            executor = NULL, compensating = false, updated_at = now()
@@ -269,7 +239,7 @@ export class DurableStore {
 
   /** Parks a run we own until `wakeInMs` from now (or its deadline, if sooner); any replica resumes it. */
   async parkRun(lease: Lease, status: 'sleeping' | 'waiting', wakeInMs: number): Promise<boolean> {
-    const { rowCount } = await this.query(
+    const { rowCount } = await this.db.query(
       `UPDATE ${this.s}.runs SET executor = NULL, updated_at = now(),
          status = CASE WHEN status = 'cancelled' THEN status ELSE $4 END,
          available_at = LEAST(now() + $5::bigint * interval '1 millisecond', COALESCE(deadline, 'infinity'))
@@ -285,7 +255,11 @@ export class DurableStore {
    * signal counter (for a park that must not miss a signal sent after this read).
    */
   async consumeSignal(lease: Lease, name: string, step: StepRecord): Promise<ConsumedSignal> {
-    const { rows } = await this.query<{ signal_count: number | null; consumed: boolean; payload: unknown }>(
+    const { rows } = await this.db.query<{
+      signal_count: number | null;
+      consumed: boolean;
+      payload: unknown;
+    }>(
       `WITH owner AS (
          SELECT signal_count FROM ${this.s}.runs WHERE ${FENCE} FOR SHARE),
        picked AS (
@@ -329,7 +303,7 @@ export class DurableStore {
     signalCount: number,
     wakeInMs: number | null,
   ): Promise<boolean> {
-    const { rowCount } = await this.query(
+    const { rowCount } = await this.db.query(
       `UPDATE ${this.s}.runs SET status = 'waiting', waiting_for = $6, executor = NULL, updated_at = now(),
          available_at = LEAST(COALESCE(now() + $5::bigint * interval '1 millisecond', 'infinity'),
                               COALESCE(deadline, 'infinity'))
@@ -341,117 +315,9 @@ export class DurableStore {
     return rowCount === 1;
   }
 
-  /**
-   * Stores a signal for a run that has not finished and wakes the run if it is parked waiting. The run
-   * row is locked first, so a concurrent park either sees the signal or sees the counter move.
-   */
-  async sendSignal(runId: string, name: string, payload: string): Promise<RunStatus | undefined> {
-    return this.dataSource.transaction(async (manager) => {
-      const { rows } = await this.query<{ status: RunStatus }>(
-        `SELECT status FROM ${this.s}.runs WHERE id = $1 FOR UPDATE`,
-        [runId],
-        manager,
-      );
-      const status = rows[0]?.status;
-      if (!status || isFinished(status)) return status;
-      await this.query(
-        `INSERT INTO ${this.s}.signals (run_id, name, payload) VALUES ($1, $2, $3::jsonb)`,
-        [runId, name, payload],
-        manager,
-      );
-      await this.query(
-        `WITH woken AS (
-           UPDATE ${this.s}.runs SET signal_count = signal_count + 1, updated_at = now(),
-             available_at = CASE WHEN status = 'waiting' AND waiting_for = $3 THEN now() ELSE available_at END
-           WHERE id = $1 RETURNING status, waiting_for)
-         SELECT pg_notify($2, 'run') FROM woken WHERE status = 'waiting' AND waiting_for = $3`,
-        [runId, this.channel, name],
-        manager,
-      );
-      return status;
-    });
-  }
-
-  /**
-   * Cancels a run and its unfinished descendants: marks them cancelled (which fences their executors)
-   * and notifies, so waiters reject and owners abort the step in flight. Returns the ids cancelled.
-   */
-  async cancelRuns(runId: string, error: string): Promise<string[]> {
-    const tree = `WITH RECURSIVE tree AS (
-         SELECT id FROM ${this.s}.runs WHERE id = $1
-         UNION ALL
-         SELECT r.id FROM ${this.s}.runs r JOIN tree t ON r.parent_id = t.id)`;
-    return this.dataSource.transaction(async (manager) => {
-      // Lock first: a checkpoint committing meanwhile is then visible to the next statement's
-      // snapshot, and none can commit after (checkpoints share-lock the run row, then find it fenced).
-      await this.query(
-        `${tree} SELECT id FROM ${this.s}.runs WHERE id IN (SELECT id FROM tree)
-           AND status NOT IN ('succeeded', 'failed', 'cancelled') FOR UPDATE`,
-        [runId],
-        manager,
-      );
-      const { rows } = await this.query<{ id: string }>(
-        `${tree},
-         cancelled AS (
-           UPDATE ${this.s}.runs SET status = 'cancelled', error = $2::jsonb, executor = NULL,
-             epoch = epoch + 1, available_at = now(), updated_at = now(),
-             compensating = EXISTS (SELECT 1 FROM ${this.s}.steps s
-               WHERE s.run_id = runs.id AND s.undo_args IS NOT NULL AND s.status = 'succeeded')
-           WHERE id IN (SELECT id FROM tree) AND status NOT IN ('succeeded', 'failed', 'cancelled')
-           RETURNING id, compensating)
-         SELECT id, pg_notify($3, 'done:' || id), CASE WHEN compensating THEN pg_notify($3, 'run') END
-         FROM cancelled`,
-        [runId, error, this.channel],
-        manager,
-      );
-      return rows.map((row) => row.id);
-    });
-  }
-
-  /**
-   * Puts a failed or cancelled run (and its cancelled descendants) back in the queue. The step that
-   * failed the run and every step recorded after it are forgotten, so they execute again.
-   */
-  async resumeRun(runId: string): Promise<RunStatus | undefined> {
-    return this.dataSource.transaction(async (manager) => {
-      const { rows } = await this.query<{ status: RunStatus; failed_step: string | null }>(
-        `SELECT status, failed_step FROM ${this.s}.runs WHERE id = $1 FOR UPDATE`,
-        [runId],
-        manager,
-      );
-      const run = rows[0];
-      if (!run || (run.status !== 'failed' && run.status !== 'cancelled')) return run?.status;
-      if (run.failed_step !== null) {
-        await this.query(
-          `DELETE FROM ${this.s}.steps WHERE run_id = $1 AND (started_at, seq) >= (
-             SELECT started_at, seq FROM ${this.s}.steps WHERE run_id = $1 AND key = $2)`,
-          [runId, run.failed_step],
-          manager,
-        );
-      }
-      await this.query(
-        `WITH RECURSIVE tree AS (
-           SELECT id FROM ${this.s}.runs WHERE id = $1
-           UNION ALL
-           SELECT r.id FROM ${this.s}.runs r JOIN tree t ON r.parent_id = t.id WHERE r.status = 'cancelled'),
-         resumed AS (
-           UPDATE ${this.s}.runs SET status = 'pending', error = NULL, failed_step = NULL, executor = NULL,
-             compensating = false,
-             available_at = now(), updated_at = now(),
-             deadline = CASE WHEN deadline <= now() THEN NULL ELSE deadline END
-           WHERE id IN (SELECT id FROM tree) AND status IN ('failed', 'cancelled')
-           RETURNING id)
-         SELECT pg_notify($2, 'run') FROM resumed LIMIT 1`,
-        [runId, this.channel],
-        manager,
-      );
-      return run.status;
-    });
-  }
-
   /** Ends the compensation of a cancelled run. */
   async finishCompensation(lease: Lease): Promise<boolean> {
-    const { rowCount } = await this.query(
+    const { rowCount } = await this.db.query(
       `UPDATE ${this.s}.runs SET compensating = false, executor = NULL, updated_at = now() WHERE ${FENCE}`,
       [lease.runId, lease.executorId, lease.epoch],
     );
@@ -459,14 +325,14 @@ export class DurableStore {
   }
 
   async getRun(id: string): Promise<RunRow | undefined> {
-    const { rows } = await this.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM ${this.s}.runs WHERE id = $1`, [
+    const { rows } = await this.db.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM ${this.s}.runs WHERE id = $1`, [
       id,
     ]);
     return rows[0];
   }
 
   async listRuns(filter: RunFilter): Promise<(RunRow & { cursor_ts: string })[]> {
-    const { rows } = await this.query<RunRow & { cursor_ts: string }>(
+    const { rows } = await this.db.query<RunRow & { cursor_ts: string }>(
       `SELECT ${RUN_COLUMNS}, created_at::text AS cursor_ts FROM ${this.s}.runs
        WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))
          AND ($2::text IS NULL OR workflow = $2)

@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { Notification, PoolClient } from 'pg';
 import { DurableOptionsHolder } from '../durable.options';
 import { DurableEvents } from '../engine/durable.events';
-import { DurableStore } from './durable.store';
+import { DurableDatabase } from './durable.database';
 import { channelName } from './schema-name';
 
 const RECONNECT_MS = 1_000;
@@ -20,7 +20,7 @@ export class NotificationListener {
   private reconnectTimer?: NodeJS.Timeout;
 
   constructor(
-    private readonly store: DurableStore,
+    private readonly db: DurableDatabase,
     private readonly events: DurableEvents,
     options: DurableOptionsHolder,
   ) {
@@ -50,7 +50,7 @@ export class NotificationListener {
   private async connect(): Promise<void> {
     let client: PoolClient | undefined;
     try {
-      client = await this.store.pool.connect();
+      client = await this.db.pool.connect();
       client.on('notification', (message) => this.dispatch(message));
       client.once('error', (error) => this.lost(client!, error));
       await client.query(`LISTEN "${this.channel}"`);
