@@ -92,7 +92,7 @@ export class DurableClient {
       }
       if (claimed) {
         this.worker.executeReserved(claimed);
-        return this.handle<R>(id);
+        return this.handleFor<R>(id);
       }
       this.worker.releaseSlot();
     } else if (await this.store.insertPendingRun(run, manager)) {

@@ -30,6 +30,8 @@ export class WorkflowRegistry {
   private readonly compensations = new Map<string, RegisteredCompensation>();
   private readonly byKey = new Map<string, RegisteredWorkflow>();
   private readonly latestByName = new Map<string, RegisteredWorkflow>();
+  /** Built once: claims read it on every poll, and the registry only changes at startup. */
+  private servedPairs?: { workflows: string[]; versions: string[] };
 
   add(workflow: RegisteredWorkflow): void {
     const key = this.key(workflow.name, workflow.version);
@@ -40,6 +42,7 @@ export class WorkflowRegistry {
       );
     }
     this.byKey.set(key, workflow);
+    this.servedPairs = undefined;
     const latest = this.latestByName.get(workflow.name);
     if (!latest || compareVersions(workflow.version, latest.version) > 0)
       this.latestByName.set(workflow.name, workflow);
@@ -78,8 +81,11 @@ export class WorkflowRegistry {
 
   /** The (workflow, version) pairs this process claims, as parallel arrays for SQL unnest(). */
   served(): { workflows: string[]; versions: string[] } {
-    const all = [...this.byKey.values()];
-    return { workflows: all.map((w) => w.name), versions: all.map((w) => w.version) };
+    if (!this.servedPairs) {
+      const all = [...this.byKey.values()];
+      this.servedPairs = { workflows: all.map((w) => w.name), versions: all.map((w) => w.version) };
+    }
+    return this.servedPairs;
   }
 
   private key(name: string, version: string): string {
