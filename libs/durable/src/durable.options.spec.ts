@@ -15,6 +15,7 @@ describe('resolveDurableOptions', () => {
       recoverOnStartup: true,
       shutdownTimeoutMs: 10_000,
       maxPayloadBytes: 1024 * 1024,
+      preparedStatements: true,
     });
   });
 
@@ -47,6 +48,7 @@ describe('resolveDurableOptions', () => {
     ['shutdownTimeoutMs', { shutdownTimeoutMs: -1 }],
     ['maxPayloadBytes', { maxPayloadBytes: 1.5 }],
     ['worker', { worker: 0 }],
+    ['preparedStatements', { preparedStatements: 'yes' }],
     ['unknownOption', { unknownOption: true }],
   ])('rejects a bad %s with InvalidOptionsError naming it', (name, options) => {
     expect(() => resolveDurableOptions(options as never)).toThrow(InvalidOptionsError);

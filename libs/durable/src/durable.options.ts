@@ -27,6 +27,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'recoverOnStartup',
   'shutdownTimeoutMs',
   'maxPayloadBytes',
+  'preparedStatements',
 ]);
 
 /** Applies defaults and validates; every problem names the option. */
@@ -54,6 +55,7 @@ export function resolveDurableOptions(options: DurableModuleOptions = {}): Resol
     recoverOnStartup: options.recoverOnStartup ?? true,
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS,
     maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+    preparedStatements: options.preparedStatements ?? true,
   };
   assertValidSchemaName(resolved.schema);
   const id = resolved.executorId;
@@ -62,7 +64,7 @@ export function resolveDurableOptions(options: DurableModuleOptions = {}): Resol
       messages.invalidOption('executorId', id, `a string of 1-${MAX_ID_LENGTH} characters`),
     );
   }
-  for (const key of ['worker', 'recoverOnStartup'] as const) {
+  for (const key of ['worker', 'recoverOnStartup', 'preparedStatements'] as const) {
     if (typeof resolved[key] !== 'boolean')
       throw new InvalidOptionsError(messages.invalidOption(key, resolved[key], 'a boolean'));
   }

@@ -23,6 +23,12 @@ export interface DurableModuleOptions {
   shutdownTimeoutMs?: number;
   /** Largest JSON payload (input, output, error, signal) accepted. Default 1 MiB. */
   maxPayloadBytes?: number;
+  /**
+   * Send the library's statements as named prepared statements (parsed and planned once per pooled
+   * connection). Default true; set false behind a pooler that cannot keep them (PgBouncer in
+   * transaction mode before 1.21, or without max_prepared_statements).
+   */
+  preparedStatements?: boolean;
 }
 
 /** Options fixed when the module is defined (they choose injection tokens). */

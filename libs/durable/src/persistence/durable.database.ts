@@ -1,11 +1,26 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { Pool } from 'pg';
+import type { Pool, PoolClient, QueryConfig } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
 import { DURABLE_DATA_SOURCE } from '../durable.constants';
 import { messages } from '../durable.messages';
 import { DurableOptionsHolder } from '../durable.options';
 import { InvalidOptionsError } from '../errors';
 import { channelName } from './schema-name';
+
+/**
+ * One statement name per distinct SQL text, shared by every instance (two schemas may share a pool).
+ * The texts are fixed (values are always parameters), so the map stays small.
+ */
+const statementNames = new Map<string, string>();
+
+function statementName(sql: string): string {
+  let name = statementNames.get(sql);
+  if (name === undefined) {
+    name = `durable_${statementNames.size + 1}`;
+    statementNames.set(sql, name);
+  }
+  return name;
+}
 
 export interface QueryOutcome<T> {
   rows: T[];
@@ -23,6 +38,7 @@ export class DurableDatabase {
   readonly s: string;
   /** The LISTEN/NOTIFY channel of the schema. */
   readonly channel: string;
+  private readonly prepared: boolean;
 
   constructor(
     @Inject(DURABLE_DATA_SOURCE) private readonly dataSource: DataSource,
@@ -33,6 +49,7 @@ export class DurableDatabase {
     }
     this.s = `"${options.value.schema}"`;
     this.channel = channelName(options.value.schema);
+    this.prepared = options.value.preparedStatements;
   }
 
   get pool(): Pool {
@@ -40,12 +57,13 @@ export class DurableDatabase {
   }
 
   async query<T>(sql: string, params: unknown[], manager?: EntityManager): Promise<QueryOutcome<T>> {
+    const config: QueryConfig = this.prepared
+      ? { name: statementName(sql), text: sql, values: params }
+      : { text: sql, values: params };
     const runner = manager?.queryRunner;
-    if (runner && !runner.isReleased) {
-      const result = await runner.query(sql, params, true);
-      return { rows: (result.records ?? []) as T[], rowCount: result.affected ?? 0 };
-    }
-    const result = await this.pool.query(sql, params);
+    // The runner's own pg connection: the same transaction, without TypeORM's per-query wrapping.
+    const client = runner && !runner.isReleased ? ((await runner.connect()) as PoolClient) : this.pool;
+    const result = await client.query(config);
     return { rows: result.rows as T[], rowCount: result.rowCount ?? 0 };
   }
 
