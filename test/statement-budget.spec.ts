@@ -1,6 +1,7 @@
 import { INestApplicationContext, Injectable } from '@nestjs/common';
 import { Client } from 'pg';
-import { DurableClient, Step, Workflow } from '@app/durable';
+import { DataSource } from 'typeorm';
+import { Durable, DurableClient, Step, Workflow } from '@app/durable';
 import { createTestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
 import { sleep, within } from './support/helpers';
@@ -28,6 +29,19 @@ class Pipeline {
 
   @Step()
   async add(v: number) {
+    return v + 1;
+  }
+
+  @Workflow()
+  async threeTransactionalSteps(x: number) {
+    let v = x;
+    for (let i = 0; i < 3; i++) v = await this.addAndStore(v);
+    return v;
+  }
+
+  @Step({ transactional: true })
+  async addAndStore(v: number) {
+    await Durable.manager().query('INSERT INTO budget_effects (v) VALUES ($1)', [v]);
     return v + 1;
   }
 }
@@ -67,6 +81,7 @@ beforeAll(async () => {
     }
     return (realQuery as (...a: unknown[]) => unknown).apply(this, args);
   } as typeof Client.prototype.query);
+  await worker.get(DataSource).query('CREATE TABLE budget_effects (v integer NOT NULL)');
   // Warm-up: open pool connections and LISTEN before anything is counted.
   await worker.get(Pipeline).threeSteps(0);
   await starter
@@ -110,7 +125,11 @@ const kinds = (statements: string[] = []) =>
               ? 'finish'
               : /^SELECT id, workflow, version, status/.test(s)
                 ? 'read run'
-                : s.slice(0, 60),
+                : /^START TRANSACTION; SET LOCAL idle_in_transaction_session_timeout = \d+$/.test(s)
+                  ? 'begin+bound'
+                  : /^INSERT INTO budget_effects/.test(s)
+                    ? 'business'
+                    : s.slice(0, 60),
   );
 
 /** Runs are repeated: an extra statement that depends on a race shows up in some of them. */
@@ -168,5 +187,25 @@ describe.each([3, 10])('a %i-step workflow', (k) => {
     );
     expect(perRun.map((r) => r.start)).toEqual(Array(RUNS).fill(['insert']));
     expect(perRun.map((r) => r.worker)).toEqual(Array(RUNS).fill(expectedOnWorker));
+  });
+});
+
+describe('a 3-step workflow of transactional steps', () => {
+  const perStep = ['begin+bound', 'business', 'checkpoint', 'COMMIT'];
+  const expected = ['insert+claim', ...perStep, ...perStep, ...perStep, 'finish'];
+
+  it('costs the 3 step transactions (BEGIN with its bound, business write, checkpoint, COMMIT) + 2', async () => {
+    const pipeline = worker.get(Pipeline);
+    const perRun: string[][] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const { result, counts } = await record(() => pipeline.threeTransactionalSteps(300));
+      expect(result).toBe(303);
+      perRun.push(kinds(counts['budget-worker']));
+    }
+    console.log(
+      `direct call of 3 transactional steps, statements per run over ${RUNS} runs: ${perRun.map((r) => r.length).join(' ')}\n` +
+        `  expected each: ${expected.length} (${expected.join(', ')})`,
+    );
+    expect(perRun).toEqual(Array(RUNS).fill(expected));
   });
 });

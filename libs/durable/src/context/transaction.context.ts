@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { DataSource, EntityManager } from 'typeorm';
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { DURABLE_DATA_SOURCE } from '../durable.constants';
 import { durableScope } from './durable-scope';
 
@@ -53,17 +53,36 @@ export class TransactionContext {
   }
 
   /**
-   * Runs `fn` in a new transaction. With nestjs-cls it is opened through TransactionHost, so code in
-   * the step that uses `TransactionHost.tx` (or @Transactional()) joins the step's transaction.
+   * Runs `fn` in a new transaction whose first statement is `opening` (parameterless SQL). With
+   * nestjs-cls it is opened through TransactionHost, so code in the step that uses `TransactionHost.tx`
+   * (or @Transactional()) joins the step's transaction; otherwise `opening` travels with the BEGIN.
    */
-  run<T>(isolation: StepIsolationLevel | undefined, fn: (manager: EntityManager) => Promise<T>): Promise<T> {
+  async run<T>(
+    isolation: StepIsolationLevel | undefined,
+    opening: string,
+    fn: (manager: EntityManager) => Promise<T>,
+  ): Promise<T> {
     const host = this.clsHost();
     if (host) {
       const { Propagation } = loadClsTransactional()!;
       const options = isolation ? { isolationLevel: isolation } : {};
-      return host.withTransaction(Propagation.RequiresNew, options, () => fn(host.tx as EntityManager));
+      return host.withTransaction(Propagation.RequiresNew, options, async () => {
+        const manager = host.tx as EntityManager;
+        await manager.query(opening);
+        return fn(manager);
+      });
     }
-    return isolation ? this.dataSource.transaction(isolation, fn) : this.dataSource.transaction(fn);
+    const runner = this.dataSource.createQueryRunner();
+    const sentWithBegin = sendWithBegin(runner, opening);
+    const body = async (manager: EntityManager) => {
+      if (!sentWithBegin()) await manager.query(opening);
+      return fn(manager);
+    };
+    try {
+      return await (isolation ? runner.manager.transaction(isolation, body) : runner.manager.transaction(body));
+    } finally {
+      await runner.release();
+    }
   }
 
   /** After bootstrap the app's providers are all created: a missing TransactionHost stays missing. */
@@ -91,4 +110,26 @@ export class TransactionContext {
     const manager = host.tx as Partial<EntityManager> | undefined;
     return manager?.connection === this.dataSource ? host : undefined;
   }
+}
+
+/**
+ * Makes the runner's next BEGIN ("START TRANSACTION", sent without parameters, so as a simple query
+ * that may hold several statements) carry `sql` in the same round trip. Returns whether it did; if a
+ * TypeORM version begins differently, the caller sends `sql` on its own.
+ */
+function sendWithBegin(runner: QueryRunner, sql: string): () => boolean {
+  const query = runner.query;
+  let sent = false;
+  runner.query = function (this: QueryRunner, text: string, parameters?: unknown[], structured?: boolean) {
+    if (text === 'START TRANSACTION' && parameters === undefined) {
+      runner.query = query;
+      sent = true;
+      text = `START TRANSACTION; ${sql}`;
+    }
+    return Reflect.apply(query, this, [text, parameters, structured]) as Promise<unknown>;
+  } as QueryRunner['query'];
+  return () => {
+    runner.query = query;
+    return sent;
+  };
 }

@@ -141,9 +141,9 @@ export class StepRunner {
         return decodeJson(JSON.parse(step.output!));
       }
       // Body, fencing check and checkpoint commit together: a lost lease rolls the business writes back.
-      return await this.transactions.run(meta.isolation, async (manager) => {
+      const bound = this.store.transactionBound(this.options.value.leaseMs);
+      return await this.transactions.run(meta.isolation, bound, async (manager) => {
         sealOnAbort(manager, signal);
-        await this.store.boundTransaction(manager, this.options.value.leaseMs);
         const body = durableScope.run(scope(manager), call);
         body.catch(() => undefined);
         const output = await Promise.race([body, guard]);
