@@ -33,6 +33,13 @@ class Pipeline {
   }
 
   @Workflow()
+  async approveThenAdd(x: number) {
+    const v = await this.add(x);
+    const bonus = await Durable.waitForSignal<number>('go');
+    return this.add(v + (bonus ?? 0));
+  }
+
+  @Workflow()
   async threeTransactionalSteps(x: number) {
     let v = x;
     for (let i = 0; i < 3; i++) v = await this.addAndStore(v);
@@ -119,17 +126,19 @@ const kinds = (statements: string[] = []) =>
         ? 'insert'
         : /^UPDATE "durable"\.runs r\s+SET status = CASE/.test(s)
           ? 'claim'
-          : /INSERT INTO "durable"\.steps/.test(s)
-            ? 'checkpoint'
-            : /UPDATE "durable"\.runs SET status = \$4/.test(s)
-              ? 'finish'
-              : /^SELECT id, workflow, version, status/.test(s)
-                ? 'read run'
-                : /^START TRANSACTION; SET LOCAL idle_in_transaction_session_timeout = \d+$/.test(s)
-                  ? 'begin+bound'
-                  : /^INSERT INTO budget_effects/.test(s)
-                    ? 'business'
-                    : s.slice(0, 60),
+          : /^WITH owner AS/.test(s)
+            ? 'consume signal'
+            : /INSERT INTO "durable"\.steps/.test(s)
+              ? 'checkpoint'
+              : /UPDATE "durable"\.runs SET status = \$4/.test(s)
+                ? 'finish'
+                : /^SELECT id, workflow, version, status/.test(s)
+                  ? 'read run'
+                  : /^START TRANSACTION; SET LOCAL idle_in_transaction_session_timeout = \d+$/.test(s)
+                    ? 'begin+bound'
+                    : /^INSERT INTO budget_effects/.test(s)
+                      ? 'business'
+                      : s.slice(0, 60),
   );
 
 /** Runs are repeated: an extra statement that depends on a race shows up in some of them. */
@@ -209,3 +218,21 @@ describe('a 3-step workflow of transactional steps', () => {
     expect(perRun).toEqual(Array(RUNS).fill(expected));
   });
 });
+
+describe('a run woken by a signal', () => {
+  it('is claimed with its history in the claim: claim, consume signal, checkpoint, finish', async () => {
+    const handle = await worker.get(DurableClient).start('approveThenAdd', [400]);
+    await within(5_000, waitForStatus(handle.id, 'waiting'));
+    const { result, counts } = await record(async () => {
+      const client = starter.get(DurableClient);
+      await client.signal(handle.id, 'go', 10);
+      return within(5_000, client.handle(handle.id).result());
+    });
+    expect(result).toBe(412);
+    expect(kinds(counts['budget-worker'])).toEqual(['claim', 'consume signal', 'checkpoint', 'finish']);
+  });
+});
+
+async function waitForStatus(id: string, status: string): Promise<void> {
+  while ((await starter.get(DurableClient).status(id))?.status !== status) await sleep(10);
+}

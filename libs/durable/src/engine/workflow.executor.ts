@@ -30,9 +30,9 @@ export class WorkflowExecutor {
     private readonly compensator: Compensator,
   ) {}
 
-  /** Runs claimed for the first time have no history: no read before their first step. */
+  /** Runs claimed for the first time have no history, and a claim reads the others': no read here. */
   async prepare(run: ClaimedRun): Promise<RunExecution> {
-    const steps = run.attempts > 1 ? await this.store.loadSteps(run.id) : [];
+    const steps = run.steps ?? (run.attempts > 1 ? await this.store.loadSteps(run.id) : []);
     return new RunExecution(run, this.options.value.executorId, steps, this.waits);
   }
 

@@ -83,9 +83,20 @@ export class DurableStore {
     return rows[0]?.workflow;
   }
 
-  /** Claims up to `limit` due runs of the given (workflow, version) pairs; each claim bumps the epoch. */
-  async claimRuns(executorId: string, served: { workflows: string[]; versions: string[] }, limit: number) {
-    const { rows } = await this.db.query<ClaimedRun>(
+  /**
+   * Claims up to `limit` due runs of the given (workflow, version) pairs; each claim bumps the epoch.
+   * A run claimed before (resumed, woken, taken over) comes with its history, read in the same statement,
+   * so from the statement's snapshot. That history is complete when the snapshot already held the
+   * epoch this claim replaces: every step write needs the run owned with some epoch, and a run is
+   * claimable only once its last owner is fenced out. When another claim (or a cancel) got in between
+   * the snapshot and the row lock, the history is left out (`steps` undefined) and read afresh later.
+   */
+  async claimRuns(
+    executorId: string,
+    served: { workflows: string[]; versions: string[] },
+    limit: number,
+  ): Promise<ClaimedRun[]> {
+    const { rows } = await this.db.query<ClaimedRun & { history: HistoryJson[] | null }>(
       `UPDATE ${this.s}.runs r
        SET status = CASE WHEN r.status = 'cancelled' THEN 'cancelled' ELSE 'running' END,
          executor = $1, epoch = r.epoch + 1, attempts = r.attempts + 1, claimed_at = now(), updated_at = now()
@@ -97,10 +108,16 @@ export class DurableStore {
              LIMIT $4
              FOR UPDATE SKIP LOCKED) due
        WHERE r.id = due.id
-       RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.attempts, r.deadline, r.compensating`,
+       RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.attempts, r.deadline, r.compensating,
+         CASE WHEN r.attempts > 1 AND (SELECT x.epoch FROM ${this.s}.runs x WHERE x.id = r.id) = r.epoch - 1 THEN (
+           SELECT COALESCE(json_agg(json_build_object('key', s.key, 'name', s.name, 'kind', s.kind,
+             'status', s.status, 'output', s.output, 'error', s.error, 'attempts', s.attempts,
+             'started_at', s.started_at, 'finished_at', s.finished_at, 'undo_args', s.undo_args)
+             ORDER BY s.started_at, s.seq), '[]')
+           FROM ${this.s}.steps s WHERE s.run_id = r.id) END AS history`,
       [executorId, served.workflows, served.versions, limit],
     );
-    return rows;
+    return rows.map(({ history, ...run }) => ({ ...run, steps: history?.map(fromHistoryJson) }));
   }
 
   /**
@@ -384,4 +401,15 @@ export interface ConsumedSignal {
   consumed: boolean;
   payload: unknown;
   signalCount: number;
+}
+
+/** A steps row inside a JSON history: timestamps are ISO strings. */
+type HistoryJson = Omit<StepRow, 'started_at' | 'finished_at'> & { started_at: string; finished_at: string | null };
+
+function fromHistoryJson(step: HistoryJson): StepRow {
+  return {
+    ...step,
+    started_at: new Date(step.started_at),
+    finished_at: step.finished_at === null ? null : new Date(step.finished_at),
+  };
 }

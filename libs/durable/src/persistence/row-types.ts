@@ -45,6 +45,8 @@ export interface ClaimedRun {
   deadline: Date | null;
   /** A cancelled run whose compensations are to run. */
   compensating?: boolean;
+  /** Its history, when the claim could read it (see DurableStore.claimRuns). */
+  steps?: StepRow[];
 }
 
 /** What a step checkpoint writes. Values are JSON text already encoded. */
