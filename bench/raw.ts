@@ -3,6 +3,8 @@
  * library's own tables and indexes (the same DDL), with a pool of the same size. Per "workflow":
  * INSERT a start row, K step rows, UPDATE a finish row, each an autocommit statement; a transactional
  * step is BEGIN, business INSERT, checkpoint INSERT, COMMIT on one pooled connection.
+ * With BENCH_RAW_PREPARED=1 ("raw-pg-prepared") the INSERTs and UPDATEs are named prepared statements,
+ * as the library sends its own; otherwise they are plain parameterized queries, as most code writes them.
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
@@ -11,6 +13,13 @@ import { StatementCounter, cpuMs, emit, gc, measure, readConfig, runConcurrently
 
 const counter = new StatementCounter().install();
 const { url, config } = readConfig();
+const PREPARED = process.env.BENCH_RAW_PREPARED === '1';
+const SYSTEM = PREPARED ? 'raw-pg-prepared' : 'raw-pg';
+
+/** A statement as this variant sends it: named (parsed once per connection) or plain. */
+function statement(name: string, text: string, values: unknown[]): pg.QueryConfig {
+  return PREPARED ? { name, text, values } : { text, values };
+}
 
 const BUSINESS_TABLE_DDL = `CREATE TABLE IF NOT EXISTS public.bench_business (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, run_id text NOT NULL, step text NOT NULL, v integer NOT NULL)`;
@@ -36,7 +45,9 @@ async function main(): Promise<void> {
 
   async function workflow(n: number): Promise<number> {
     const id = randomUUID();
-    await pool.query(INSERT_RUN, [id, steps === 10 ? 'bench10' : 'bench3', JSON.stringify([n])]);
+    await pool.query(
+      statement('insert_run', INSERT_RUN, [id, steps === 10 ? 'bench10' : 'bench3', JSON.stringify([n])]),
+    );
     let v = n;
     for (let k = 1; k <= steps; k++) {
       const name = steps === 3 ? STEP_NAMES[k - 1] : 'step';
@@ -44,14 +55,18 @@ async function main(): Promise<void> {
       const startedAt = new Date();
       v = v + 1;
       if (!transactional) {
-        await pool.query(INSERT_STEP, [id, key, name, JSON.stringify(v), startedAt, new Date()]);
+        await pool.query(
+          statement('insert_step', INSERT_STEP, [id, key, name, JSON.stringify(v), startedAt, new Date()]),
+        );
         continue;
       }
       const client = await pool.connect();
       try {
         await client.query('BEGIN');
-        await client.query(INSERT_BUSINESS, [id, key, v - 1]);
-        await client.query(INSERT_STEP, [id, key, name, JSON.stringify(v), startedAt, new Date()]);
+        await client.query(statement('insert_business', INSERT_BUSINESS, [id, key, v - 1]));
+        await client.query(
+          statement('insert_step', INSERT_STEP, [id, key, name, JSON.stringify(v), startedAt, new Date()]),
+        );
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);
@@ -60,19 +75,19 @@ async function main(): Promise<void> {
         client.release();
       }
     }
-    await pool.query(FINISH_RUN, [id, JSON.stringify(v)]);
+    await pool.query(statement('finish_run', FINISH_RUN, [id, JSON.stringify(v)]));
     return v;
   }
 
   const concurrency = config.workload === 'latency' ? 1 : config.concurrency;
   await runConcurrently(config.warmup, concurrency, workflow);
   gc();
-  emit(await measure('raw-pg', config, concurrency, workflow, counter));
+  emit(await measure(SYSTEM, config, concurrency, workflow, counter));
   await pool.end();
 }
 
 /**
- * The recovery work by hand, as a floor for this machine: `runs` runs left 'running' by a dead owner with
+ * The recovery work by hand, for comparison on this machine: `runs` runs left 'running' by a dead owner with
  * step 1 recorded; `concurrency` workers each claim one (UPDATE ... FOR UPDATE SKIP LOCKED), read its
  * steps, insert steps 2 and 3 and finish it: 5 statements per run.
  */

@@ -191,7 +191,7 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 
 /** The fields every throughput/latency line carries. */
 export function throughputRecord(
-  system: 'durable' | 'raw-pg',
+  system: 'durable' | 'raw-pg' | 'raw-pg-prepared',
   config: BenchConfig,
   runs: number,
   result: { latencies: number[]; wallMs: number; elu: number },
@@ -278,7 +278,7 @@ async function nextCommand(): Promise<string> {
  * statements, CPU and event-loop use during the rounds only. Returns the JSON record.
  */
 export async function measure(
-  system: 'durable' | 'raw-pg',
+  system: 'durable' | 'raw-pg' | 'raw-pg-prepared',
   config: BenchConfig,
   concurrency: number,
   task: (i: number) => Promise<unknown>,

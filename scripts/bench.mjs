@@ -23,6 +23,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { summarizeProfile } from '../bench/cpuprofile.mjs';
+import { sampleServerCpu, serverCpuMsBetween } from '../bench/server-cpu.mjs';
 import { createDatabase, dropDatabase, startPostgres } from './postgres.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -239,6 +240,9 @@ function spawnChild(
   url,
   { onEvent, expectKill = false, extraEnv = {}, profile, timeoutMs = 240_000 } = {},
 ) {
+  // 'raw-prepared' is bench/raw.ts with named prepared statements.
+  const file = system === 'raw-prepared' ? 'raw' : system;
+  if (system === 'raw-prepared') extraEnv = { ...extraEnv, BENCH_RAW_PREPARED: '1' };
   const profileEnv = {};
   if (PROFILE && profile) {
     // The child profiles its measured phase only (bench/support.ts startProfile/stopProfile).
@@ -247,7 +251,7 @@ function spawnChild(
   }
   const child = spawn(
     process.execPath,
-    ['--expose-gc', '-r', '@swc-node/register', path.join(root, 'bench', `${system}.ts`)],
+    ['--expose-gc', '-r', '@swc-node/register', path.join(root, 'bench', `${file}.ts`)],
     {
       cwd: root,
       env: {
@@ -340,46 +344,63 @@ class Mailbox {
 }
 
 /**
- * Runs raw-pg and durable side by side for one configuration: both processes boot and warm up, then
- * their measured rounds alternate (raw, durable, durable, raw, raw, ...), one at a time, so a change in
- * the machine's load (other processes on a shared box) hits both systems alike.
+ * Runs raw-pg, durable and raw-pg-prepared side by side for one configuration: the processes boot and
+ * warm up, then their measured rounds alternate (raw, durable, prepared, prepared, durable, raw, ...),
+ * one at a time, so a change in the machine's load (other processes on a shared box) hits all alike.
  */
 async function runPair(config, profile) {
-  return withDatabase((rawUrl) =>
-    withDatabase(async (durableUrl) => {
-      const systems = ['raw', 'durable'];
-      const boxes = { raw: new Mailbox(), durable: new Mailbox() };
-      const started = {};
-      for (const system of systems) {
-        started[system] = spawnChild(system, config, system === 'raw' ? rawUrl : durableUrl, {
-          profile,
-          onEvent: (event) => boxes[system].push(event),
-        });
-        started[system].done.then(
-          () => boxes[system].close(new Error(`bench/${system}.ts exited before its rounds were done`)),
-          (error) => boxes[system].close(error),
-        );
+  const systems = ['raw', 'durable', 'raw-prepared'];
+  const urls = {};
+  const withDatabases = async (names, fn) => {
+    if (names.length === 0) return fn();
+    return withDatabase((url) => {
+      urls[names[0]] = url;
+      return withDatabases(names.slice(1), fn);
+    });
+  };
+  return withDatabases(systems, async () => {
+    const boxes = Object.fromEntries(systems.map((s) => [s, new Mailbox()]));
+    const started = {};
+    for (const system of systems) {
+      started[system] = spawnChild(system, config, urls[system], {
+        profile,
+        onEvent: (event) => boxes[system].push(event),
+      });
+      started[system].done.then(
+        () => boxes[system].close(new Error(`bench/${system}.ts exited before its rounds were done`)),
+        (error) => boxes[system].close(error),
+      );
+    }
+    // Round 0 starts only once all have booted and warmed up.
+    await Promise.all(systems.map((s) => boxes[s].next('round-ready')));
+    const serverCpu = Object.fromEntries(systems.map((s) => [s, 0]));
+    for (let round = 0; round < config.rounds; round++) {
+      for (const system of round % 2 === 0 ? systems : [...systems].reverse()) {
+        if (round > 0) await boxes[system].next('round-ready');
+        const before = sampleServerCpu();
+        started[system].child.stdin.write('go\n');
+        await boxes[system].next('round-done');
+        serverCpu[system] += serverCpuMsBetween(before, sampleServerCpu());
       }
-      // Round 0 starts only once both have booted and warmed up.
-      await Promise.all([boxes.raw.next('round-ready'), boxes.durable.next('round-ready')]);
-      for (let round = 0; round < config.rounds; round++) {
-        for (const system of round % 2 === 0 ? systems : [...systems].reverse()) {
-          if (round > 0) await boxes[system].next('round-ready');
-          started[system].child.stdin.write('go\n');
-          await boxes[system].next('round-done');
+    }
+    const results = await Promise.all(systems.map((s) => started[s].done));
+    // The server's CPU while each system measured (the others idle), per run.
+    systems.forEach((system, i) => {
+      for (const r of results[i]) {
+        if (Number.isFinite(serverCpu[system]) && r.runs) {
+          r.server_cpu_ms_per_run = round(serverCpu[system] / r.runs, 3);
         }
       }
-      const [raw, durable] = await Promise.all([started.raw.done, started.durable.done]);
-      return [...raw, ...durable];
-    }),
-  );
+    });
+    return results.flat();
+  });
 }
 
 /** A process with a stable executor id is SIGKILLed with every run mid-flight; a restart recovers them. */
 async function recovery() {
   const executorId = 'bench-recovery-executor';
   const runs = S.recovery;
-  say(`recovery: raw-pg floor (claim, read steps, 2 step INSERTs, finish, by hand) for ${runs} runs`);
+  say(`recovery: raw-pg (claim, read steps, 2 step INSERTs, finish, by hand) for ${runs} runs`);
   const rawConfig = {
     workload: 'recovery',
     steps: 3,
@@ -465,14 +486,18 @@ const keyOf = (r) => `${r.workload}|${r.steps}|${r.concurrency}`;
 
 function addRatios(records) {
   const raw = new Map(records.filter((r) => r.system === 'raw-pg').map((r) => [keyOf(r), r]));
+  const prepared = new Map(records.filter((r) => r.system === 'raw-pg-prepared').map((r) => [keyOf(r), r]));
+  const ratio = (r, base) =>
+    r.workload === 'latency'
+      ? round(r.ms_per_run / base.ms_per_run, 2)
+      : round(r.runs_per_s / base.runs_per_s, 2);
   for (const r of records) {
     if (r.system === 'raw-pg') r.ratio_to_raw = 1;
+    const other = r.system === 'durable' ? prepared.get(keyOf(r)) : undefined;
+    if (other) r.ratio_to_raw_prepared = ratio(r, other);
     const base = r.system === 'durable' ? raw.get(keyOf(r)) : undefined;
     if (!base) continue;
-    r.ratio_to_raw =
-      r.workload === 'latency'
-        ? round(r.ms_per_run / base.ms_per_run, 2)
-        : round(r.runs_per_s / base.runs_per_s, 2);
+    r.ratio_to_raw = ratio(r, base);
     // The same ratio per alternating round (latency: of the mean times), to show the noise.
     const mine = r.runs_per_s_by_round;
     const theirs = base.runs_per_s_by_round;
@@ -526,7 +551,7 @@ function printTables(env, records, targets) {
     .join(', ');
   lines.push(`PostgreSQL ${env.version} (${env.kind}; ${settings})`);
   lines.push(
-    `Same server and settings for both systems, a fresh database per process; pool ${POOL} each (durable`,
+    `Same server and settings for all systems, a fresh database per process; pool ${POOL} each (durable`,
   );
   lines.push(
     `keeps 1 of its ${POOL} connections in LISTEN); DurableModule concurrency ${CONCURRENCY}; node ${env.node}, ${env.cpus} CPUs.`,
@@ -541,7 +566,8 @@ function printTables(env, records, targets) {
     seen.add(keyOf(r));
     const d = records.find((x) => x.system === 'durable' && keyOf(x) === keyOf(r));
     const w = records.find((x) => x.system === 'raw-pg' && keyOf(x) === keyOf(r));
-    paired.push([r, d, w]);
+    const p = records.find((x) => x.system === 'raw-pg-prepared' && keyOf(x) === keyOf(r));
+    paired.push([r, d, w, p]);
   }
   const target = (r) =>
     r.workload === 'latency'
@@ -562,15 +588,18 @@ function printTables(env, records, targets) {
         'raw-pg runs/s',
         'ratio',
         'ratio by round',
+        'prepared raw runs/s',
+        'ratio to it',
         'durable ms/run',
         'raw ms/run',
         'durable p99',
         'raw p99',
         'stmts/run d|raw',
         'client CPU d|raw',
+        'server CPU ms/run d|raw|prep',
         'target',
       ],
-      paired.map(([r, d, w]) => [
+      paired.map(([r, d, w, p]) => [
         r.workload === 'latency' ? 'latency (median)' : r.workload,
         r.steps,
         r.concurrency,
@@ -579,12 +608,15 @@ function printTables(env, records, targets) {
         w?.runs_per_s ?? '-',
         d?.ratio_to_raw ?? '-',
         d?.ratio_by_round?.join(' ') ?? '-',
+        p?.runs_per_s ?? '-',
+        d?.ratio_to_raw_prepared ?? '-',
         d?.ms_per_run ?? '-',
         w?.ms_per_run ?? '-',
         d?.p99_ms ?? '-',
         w?.p99_ms ?? '-',
         `${d?.statements_per_run ?? '-'} | ${w?.statements_per_run ?? '-'}`,
         `${d?.client_cpu_pct ?? '-'}% | ${w?.client_cpu_pct ?? '-'}%`,
+        `${d?.server_cpu_ms_per_run ?? '-'} | ${w?.server_cpu_ms_per_run ?? '-'} | ${p?.server_cpu_ms_per_run ?? '-'}`,
         target(r),
       ]),
     ),
@@ -593,10 +625,19 @@ function printTables(env, records, targets) {
     '  ratio: durable runs/s / raw runs/s (latency: durable median / raw median); ms/run under load is the mean time of one run.',
   );
   lines.push(
-    `  ratio by round: the runs are measured in ${ROUNDS} rounds alternating between the two systems (both processes up,`,
+    '  raw-pg sends plain parameterized queries, as most hand-written code does (the targets are against it); the library',
   );
-  lines.push('  the idle one waiting); the spread of the per-round ratios shows the noise of the machine.');
+  lines.push(
+    '  sends named prepared statements, so "prepared raw" is the same loop with them too: the stricter floor.',
+  );
+  lines.push(
+    `  ratio by round: the runs are measured in ${ROUNDS} rounds alternating between the systems (all processes up,`,
+  );
+  lines.push('  the idle ones waiting); the spread of the per-round ratios shows the noise of the machine.');
   lines.push('  client CPU: CPU time of the bench process / wall time (100% = one core busy).');
+  lines.push(
+    '  server CPU: CPU time of all postgres processes on this machine while that system measured, per run (Linux /proc).',
+  );
   lines.push('');
 
   const stmts = records.filter((r) => r.workload === 'statements');
@@ -638,7 +679,7 @@ function printTables(env, records, targets) {
     );
     if (recRaw) {
       lines.push(
-        `  raw-pg floor, the same work by hand (claim 1, read steps, 2 INSERTs, finish; ${recRaw.concurrency} workers): ${recRaw.seconds} s,`,
+        `  raw-pg, the same work by hand (claim 1, read steps, 2 INSERTs, finish; ${recRaw.concurrency} workers): ${recRaw.seconds} s,`,
       );
       lines.push(`  ${recRaw.runs_per_s} runs/s; durable/raw throughput ratio ${rec.ratio_to_raw ?? '-'}.`);
     }
