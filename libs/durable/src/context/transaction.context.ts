@@ -79,7 +79,9 @@ export class TransactionContext {
       return fn(manager);
     };
     try {
-      return await (isolation ? runner.manager.transaction(isolation, body) : runner.manager.transaction(body));
+      return await (isolation
+        ? runner.manager.transaction(isolation, body)
+        : runner.manager.transaction(body));
     } finally {
       await runner.release();
     }

@@ -404,7 +404,10 @@ export interface ConsumedSignal {
 }
 
 /** A steps row inside a JSON history: timestamps are ISO strings. */
-type HistoryJson = Omit<StepRow, 'started_at' | 'finished_at'> & { started_at: string; finished_at: string | null };
+type HistoryJson = Omit<StepRow, 'started_at' | 'finished_at'> & {
+  started_at: string;
+  finished_at: string | null;
+};
 
 function fromHistoryJson(step: HistoryJson): StepRow {
   return {
