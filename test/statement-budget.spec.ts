@@ -46,6 +46,20 @@ class Pipeline {
     return v;
   }
 
+  @Workflow()
+  async readTransactionSettings() {
+    return this.transactionSettings();
+  }
+
+  @Step({ transactional: true, isolation: 'REPEATABLE READ' })
+  async transactionSettings(): Promise<string[]> {
+    const [row] = await Durable.manager().query(
+      `SELECT current_setting('transaction_isolation') AS isolation,
+              current_setting('idle_in_transaction_session_timeout') AS bound`,
+    );
+    return [row.isolation, row.bound];
+  }
+
   @Step({ transactional: true })
   async addAndStore(v: number) {
     await Durable.manager().query('INSERT INTO budget_effects (v) VALUES ($1)', [v]);
@@ -216,6 +230,18 @@ describe('a 3-step workflow of transactional steps', () => {
         `  expected each: ${expected.length} (${expected.join(', ')})`,
     );
     expect(perRun).toEqual(Array(RUNS).fill(expected));
+  });
+});
+
+describe('a step transaction', () => {
+  it('is bounded by the lease from its BEGIN, and still gets the isolation level asked for', async () => {
+    const { result, counts } = await record(() => worker.get(Pipeline).readTransactionSettings());
+    expect(result).toEqual(['repeatable read', '10min']);
+    expect(kinds(counts['budget-worker']).slice(1, 4)).toEqual([
+      'begin+bound',
+      'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ',
+      "SELECT current_setting('transaction_isolation') AS isolation",
+    ]);
   });
 });
 

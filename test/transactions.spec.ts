@@ -48,9 +48,17 @@ class Payments {
     return `debited ${amount}`;
   }
 
+  /** What the step transactions of `incrementCounter` saw: their isolation and idle bound. */
+  transactionSettings: string[] = [];
+
   @Step({ transactional: true, isolation: 'SERIALIZABLE' })
   async incrementCounter(): Promise<number> {
     const manager = Durable.manager();
+    const [settings] = await manager.query(
+      `SELECT current_setting('transaction_isolation') AS isolation,
+              current_setting('idle_in_transaction_session_timeout') AS bound`,
+    );
+    this.transactionSettings.push(`${settings.isolation} ${settings.bound}`);
     const [{ value }] = await manager.query(`SELECT value FROM counters WHERE id = 1`);
     await new Promise((resolve) => setTimeout(resolve, 20));
     await manager.query(`UPDATE counters SET value = $1 WHERE id = 1`, [value + 1]);
@@ -272,6 +280,8 @@ describe('transactions', () => {
     expect([...values].sort()).toEqual([1, 2, 3, 4, 5, 6]);
     const [{ value }] = await dataSource.query(`SELECT value FROM counters WHERE id = 1`);
     expect(value).toBe(6);
+    // Opened through nestjs-cls here: the bound (the lease, 2 s) is its first statement.
+    expect(new Set(payments.transactionSettings)).toEqual(new Set(['serializable 2s']));
   });
 
   describe('with @nestjs-cls/transactional', () => {
