@@ -5,30 +5,19 @@
  */
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { createTestDatabase } from './support/database';
-import { SpawnedTs, spawnTs, waitForLine } from './support/spawn';
+import { createTestDatabase, TestDatabase } from './support/database';
+import { countLines, sleep, waitUntil } from './support/helpers';
+import { WorkerProcess, WorkerSet } from './support/workers';
 
 jest.setTimeout(60_000);
 
 const FIXTURE = join(__dirname, 'fixtures', 'crash-worker.ts');
-const BOOT_MS = 30_000;
 
 /** Short timings for the multi-process tests (ms). */
 const LEASE_MS = 1_500;
 const HEARTBEAT_MS = 300;
 const POLL_MS = 200;
 const FAST = { LEASE_MS, HEARTBEAT_MS, POLL_MS };
-
-interface Worker {
-  name: string;
-  child: SpawnedTs;
-  pid: number;
-  exited: Promise<void>;
-  /** Everything the process printed so far (stdout and stderr), one entry a line. */
-  lines(): string[];
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
-  send(line: string): void;
-}
 
 interface StepRow {
   key: string;
@@ -49,9 +38,25 @@ interface RunRow {
   error: unknown;
 }
 
-let database: { url: string; drop(): Promise<void> } | undefined;
+let database: TestDatabase | undefined;
 let db: Client | undefined;
-let workers: Worker[] = [];
+const workers = new WorkerSet({
+  fixture: FIXTURE,
+  url: () => database!.url,
+  // The fixture's switches, unset unless this worker gets them (the parent's environment is inherited).
+  baseEnv: {
+    BLOCK_AT: '',
+    BLOCK_MS: '',
+    START: '',
+    FLOWS: '',
+    RECOVER: '',
+    LEASE_MS: '',
+    HEARTBEAT_MS: '',
+    POLL_MS: '',
+    CONCURRENCY: '',
+  },
+  bootMs: 30_000,
+});
 
 beforeEach(async () => {
   const created = await createTestDatabase();
@@ -67,65 +72,12 @@ beforeEach(async () => {
 afterEach(async () => {
   // Kill everything this test spawned, whatever happened (SIGKILL also ends a SIGSTOPped process), and
   // only then drop the database.
-  const spawned = workers;
-  workers = [];
-  await Promise.all(spawned.map((worker) => kill(worker, 'SIGKILL')));
+  await workers.killAll();
   await db?.end().catch(() => undefined);
   db = undefined;
   await database?.drop();
   database = undefined;
 });
-
-function alive(worker: Worker): boolean {
-  return worker.child.exitCode === null && worker.child.signalCode === null;
-}
-
-async function kill(worker: Worker, signal: NodeJS.Signals): Promise<void> {
-  if (!alive(worker)) return;
-  worker.child.kill(signal);
-  if (signal === 'SIGKILL') await worker.exited;
-}
-
-/** Spawns the fixture and waits for READY (app.init() resolved: migrations ran, recovery swept). */
-async function startWorker(name: string, env: Record<string, string | number>): Promise<Worker> {
-  const child = spawnTs(FIXTURE, {
-    env: {
-      // The fixture's switches, unset unless this worker gets them (the parent's environment is inherited).
-      ...{
-        BLOCK_AT: '',
-        BLOCK_MS: '',
-        START: '',
-        FLOWS: '',
-        RECOVER: '',
-        LEASE_MS: '',
-        HEARTBEAT_MS: '',
-        POLL_MS: '',
-        CONCURRENCY: '',
-      },
-      ...stringEnv(env),
-      DATABASE_URL: database!.url,
-      EXECUTOR_ID: name,
-      NO_COLOR: '1',
-    },
-  });
-  const exited = child.exited.then(() => undefined);
-  const worker: Worker = {
-    name,
-    child,
-    pid: child.pid!,
-    exited,
-    lines: () => child.lines,
-    waitFor: (pattern, timeoutMs = 15_000) => waitForLine(child, pattern, timeoutMs),
-    send: (line) => void child.stdin!.write(`${line}\n`),
-  };
-  workers.push(worker);
-  await worker.waitFor(/^READY /, BOOT_MS);
-  return worker;
-}
-
-function stringEnv(env: Record<string, string | number>): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).map(([key, value]) => [key, String(value)]));
-}
 
 async function run(id: string): Promise<RunRow | undefined> {
   const { rows } = await db!.query<RunRow>(
@@ -161,26 +113,16 @@ async function effectsBy(runId: string, step: string): Promise<string[]> {
 }
 
 /** Polls the database until `check` returns a value (not undefined), or fails with what it saw last. */
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs: number,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) {
-      const state = await db!.query(
-        `SELECT id, status, executor, epoch, attempts FROM durable.runs ORDER BY id`,
-      );
-      throw new Error(
-        `Timed out after ${timeoutMs} ms waiting for ${what}; runs: ${JSON.stringify(state.rows)}\n` +
-          `sessions: ${JSON.stringify(await sessions())}\n${outputs()}`,
-      );
-    }
-    await sleep(50);
-  }
+function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  return waitUntil(what, check, timeoutMs, async () => {
+    const state = await db!.query(
+      `SELECT id, status, executor, epoch, attempts FROM durable.runs ORDER BY id`,
+    );
+    return (
+      `runs: ${JSON.stringify(state.rows)}\n` +
+      `sessions: ${JSON.stringify(await sessions())}\n${workers.outputs(Infinity)}`
+    );
+  });
 }
 
 async function succeeded(id: string, timeoutMs: number): Promise<RunRow> {
@@ -211,19 +153,9 @@ async function txEffects(runId: string): Promise<{ key: string; executor: string
   return rows;
 }
 
-function outputs(): string {
-  return workers
-    .map((worker) => `--- ${worker.name} (pid ${worker.pid})\n${worker.lines().join('\n')}`)
-    .join('\n');
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** The JSON printed on a `STEP_DONE <runId> <step> <json>` line of a worker. */
 function stepDone(
-  worker: Worker,
+  worker: WorkerProcess,
   runId: string,
   step: string,
 ): { step: string; rand: number; pid: number; at: string } | undefined {
@@ -232,18 +164,16 @@ function stepDone(
   return line ? JSON.parse(line.slice(prefix.length)) : undefined;
 }
 
-function count(worker: Worker, pattern: RegExp): number {
-  return worker.lines().filter((line) => pattern.test(line)).length;
-}
+const count = (worker: WorkerProcess, pattern: RegExp) => countLines(worker.lines(), pattern);
 
 const ALL_STEPS = ['step1#1', 'step2#1', 'step3#1', 'step4#1'];
 
 describe('crash recovery (real processes, real PostgreSQL)', () => {
   it('kill -9 inside step 2: a restart with the same executor id resumes at once and finishes', async () => {
     // Default lease (30 s): only the startup recovery of this executor's own runs can resume it quickly.
-    const first = await startWorker('exec-same', { BLOCK_AT: 'step2', START: 1, POLL_MS });
+    const first = await workers.start('exec-same', { BLOCK_AT: 'step2', START: 1, POLL_MS });
     await first.waitFor(/^BLOCKED run-1 step2$/);
-    await kill(first, 'SIGKILL');
+    await first.kill('SIGKILL');
 
     const interrupted = await run('run-1');
     expect(interrupted).toMatchObject({ status: 'running', executor: 'exec-same', epoch: 1, attempts: 1 });
@@ -251,7 +181,7 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
     expect(await effects('run-1')).toEqual({ step1: 1, step2: 1 });
 
     const restartedAt = Date.now();
-    const second = await startWorker('exec-same', { POLL_MS });
+    const second = await workers.start('exec-same', { POLL_MS });
     const done = await succeeded('run-1', 10_000);
     expect(Date.now() - restartedAt).toBeLessThan(15_000); // far below the 30 s lease
     expect(second.lines().some((line) => /Recovered 1 /.test(line))).toBe(true); // the startup sweep did it
@@ -267,11 +197,11 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
   });
 
   it('recoverOnStartup: false with the same executor id: the interrupted run is not resumed at bootstrap, but not lost', async () => {
-    const first = await startWorker('exec-same', { ...FAST, BLOCK_AT: 'step2', START: 1 });
+    const first = await workers.start('exec-same', { ...FAST, BLOCK_AT: 'step2', START: 1 });
     await first.waitFor(/^BLOCKED run-1 step2$/);
-    await kill(first, 'SIGKILL');
+    await first.kill('SIGKILL');
 
-    const second = await startWorker('exec-same', { ...FAST, RECOVER: 'false' });
+    const second = await workers.start('exec-same', { ...FAST, RECOVER: 'false' });
     // No sweep at bootstrap: the run is still held by the dead life of this executor id.
     expect(await run('run-1')).toMatchObject({ status: 'running', executor: 'exec-same', epoch: 1 });
     // The run must not stay stuck, though: this process heartbeats under the same executor id, so no
@@ -283,13 +213,13 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
   });
 
   it('replay: a re-executed run returns the recorded outputs and does not re-run finished steps', async () => {
-    const first = await startWorker('exec-replay', { BLOCK_AT: 'step4', START: 1, POLL_MS });
+    const first = await workers.start('exec-replay', { BLOCK_AT: 'step4', START: 1, POLL_MS });
     await first.waitFor(/^BLOCKED run-1 step4$/);
     const before = ['step1', 'step2', 'step3'].map((step) => stepDone(first, 'run-1', step)!);
-    await kill(first, 'SIGKILL');
+    await first.kill('SIGKILL');
     expect(before.every(Boolean)).toBe(true);
 
-    const second = await startWorker('exec-replay', { POLL_MS });
+    const second = await workers.start('exec-replay', { POLL_MS });
     // Starting an existing id returns its handle (ids are idempotency keys); result() gives the output.
     second.send('START run-1 1');
     const resultLine = await second.waitFor(/^RESULT run-1 /, 15_000);
@@ -317,13 +247,13 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
 
   it('kill -9 of executor A: executor B takes its runs over within lease + poll and finishes them', async () => {
     const runs = ['run-1', 'run-2', 'run-3'];
-    const a = await startWorker('exec-a', {
+    const a = await workers.start('exec-a', {
       ...FAST,
       BLOCK_AT: 'step2',
       START: runs.length,
       CONCURRENCY: 10,
     });
-    const b = await startWorker('exec-b', { ...FAST, CONCURRENCY: 10 });
+    const b = await workers.start('exec-b', { ...FAST, CONCURRENCY: 10 });
     for (const id of runs) await a.waitFor(new RegExp(`^BLOCKED ${id} step2$`));
 
     // While A lives (heartbeating), B leaves its runs alone, even well past one lease.
@@ -332,7 +262,7 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
       expect(await run(id)).toMatchObject({ status: 'running', executor: 'exec-a', epoch: 1 });
     expect(count(b, /^STEP_STARTED /)).toBe(0);
 
-    await kill(a, 'SIGKILL');
+    await a.kill('SIGKILL');
     const killedAt = Date.now();
     const takenOver = await Promise.all(
       runs.map((id) =>
@@ -364,11 +294,11 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
   it('fencing: a SIGSTOPped owner that wakes after a takeover cannot write its checkpoint', async () => {
     // A's step2 waits BLOCK_MS and then returns by itself; A is frozen inside that wait.
     const BLOCK_MS = 4_000;
-    const a = await startWorker('exec-a', { ...FAST, BLOCK_AT: 'step2', BLOCK_MS });
-    const b = await startWorker('exec-b', FAST);
+    const a = await workers.start('exec-a', { ...FAST, BLOCK_AT: 'step2', BLOCK_MS });
+    const b = await workers.start('exec-b', FAST);
     a.send('START run-1 1'); // only now that B is up, so the freeze below comes well within BLOCK_MS
     await a.waitFor(/^BLOCKED run-1 step2$/);
-    await kill(a, 'SIGSTOP');
+    await a.kill('SIGSTOP');
     const frozenAt = Date.now();
     expect(stepDone(a, 'run-1', 'step2')).toBeUndefined();
 
@@ -380,7 +310,7 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
     // Let A's wait elapse while it is frozen, so it resumes with a finished step and a stale lease.
     await sleep(Math.max(0, BLOCK_MS + 500 - (Date.now() - frozenAt)));
 
-    await kill(a, 'SIGCONT');
+    await a.kill('SIGCONT');
     await a.waitFor(/^STEP_DONE run-1 step2 /, 10_000);
     const warning = await a.waitFor(/no longer owned/, 10_000);
     expect(warning).toContain('run-1');
@@ -390,7 +320,7 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
     const resultLine = await a.waitFor(/^RESULT run-1 /, 10_000);
     expect(JSON.parse(resultLine.slice('RESULT run-1 '.length)).finishedBy).toBe(b.pid);
     await sleep(1_000); // give a zombie that did not stop time to go on to step 3
-    expect(alive(a)).toBe(true);
+    expect(a.alive()).toBe(true);
     expect(count(a, /^STEP_STARTED run-1 step3 /)).toBe(0);
 
     const row = (await run('run-1'))!;
@@ -415,12 +345,12 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
   it('a run whose workflow a replica lacks stays pending, is reported, and a replica that has it completes it', async () => {
     const timings = { LEASE_MS, HEARTBEAT_MS, POLL_MS: 100 };
     // run-1: started and owned by A (which registers crashFlow), interrupted by kill -9 inside step 2.
-    const a = await startWorker('exec-a', { ...timings, BLOCK_AT: 'step2', START: 1 });
+    const a = await workers.start('exec-a', { ...timings, BLOCK_AT: 'step2', START: 1 });
     await a.waitFor(/^BLOCKED run-1 step2$/);
-    await kill(a, 'SIGKILL');
+    await a.kill('SIGKILL');
 
     // C registers only otherFlow. It also starts a crashFlow run by name (allowed: another replica may serve it).
-    const c = await startWorker('exec-c', { ...timings, FLOWS: 'other' });
+    const c = await workers.start('exec-c', { ...timings, FLOWS: 'other' });
     c.send('START orphan-2 7 crashFlow');
     await c.waitFor(/^STARTED orphan-2$/);
     c.send('START other-1 1 otherFlow');
@@ -447,7 +377,7 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
     expect(c.lines().filter((line) => /not registered|failed/i.test(line))).toEqual([]);
     expect(count(c, /^STEP_STARTED /)).toBe(0);
 
-    const d = await startWorker('exec-d', timings);
+    const d = await workers.start('exec-d', timings);
     const one = await succeeded('run-1', 10_000);
     const two = await succeeded('orphan-2', 10_000);
     expect(one).toMatchObject({ attempts: 2, epoch: 2 });
@@ -462,15 +392,15 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
   });
 
   it('kill -9 inside a transactional step: its business write is rolled back and committed exactly once on recovery', async () => {
-    const first = await startWorker('exec-tx', { BLOCK_AT: 'txWrite', POLL_MS });
+    const first = await workers.start('exec-tx', { BLOCK_AT: 'txWrite', POLL_MS });
     first.send('START tx-1 1 txFlow');
     await first.waitFor(/^BLOCKED tx-1 txWrite$/);
     expect(await txEffects('tx-1')).toEqual([]); // not committed yet: invisible to others
-    await kill(first, 'SIGKILL');
+    await first.kill('SIGKILL');
     expect(await txEffects('tx-1')).toEqual([]); // rolled back with the connection
     expect((await steps('tx-1')).map((s) => s.key)).toEqual(['step1#1']);
 
-    const second = await startWorker('exec-tx', { POLL_MS });
+    const second = await workers.start('exec-tx', { POLL_MS });
     const done = await succeeded('tx-1', 10_000);
     expect(done).toMatchObject({ attempts: 2, epoch: 2 });
     expect(await txEffects('tx-1')).toEqual([
@@ -489,11 +419,11 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
   it('fencing of a transactional step: a SIGSTOPped owner neither blocks the takeover past the lease nor commits', async () => {
     // A freezes inside the transactional step, after its INSERT (uncommitted, row-locked) and before
     // its checkpoint. B re-executes the step, whose INSERT of the same key waits on A's row lock.
-    const a = await startWorker('exec-a', { ...FAST, BLOCK_AT: 'txWrite', BLOCK_MS: 4_000 });
-    const b = await startWorker('exec-b', FAST);
+    const a = await workers.start('exec-a', { ...FAST, BLOCK_AT: 'txWrite', BLOCK_MS: 4_000 });
+    const b = await workers.start('exec-b', FAST);
     a.send('START tx-1 1 txFlow');
     await a.waitFor(/^BLOCKED tx-1 txWrite$/);
-    await kill(a, 'SIGSTOP');
+    await a.kill('SIGSTOP');
     const frozenAt = Date.now();
 
     // The design bounds step transactions so that a frozen process cannot hold up a takeover longer than
@@ -517,7 +447,7 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
           )
         : [];
 
-    await kill(a, 'SIGCONT');
+    await a.kill('SIGCONT');
     const done = await succeeded('tx-1', 15_000);
     await a.waitFor(/no longer owned/, 10_000);
     a.send('PING 2');
@@ -542,7 +472,7 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
   });
 
   it('kill -9 while a run sleeps durably: another process wakes it on time and does not re-run step 1', async () => {
-    const a = await startWorker('exec-a', FAST);
+    const a = await workers.start('exec-a', FAST);
     a.send('START s-1 2500 sleepFlow');
     const parked = await eventually(
       's-1 to park',
@@ -557,9 +487,9 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
       `SELECT available_at AS wake FROM durable.runs WHERE id = 's-1'`,
     );
     const wakeAt = rows[0].wake.getTime();
-    await kill(a, 'SIGKILL');
+    await a.kill('SIGKILL');
 
-    const b = await startWorker('exec-b', FAST);
+    const b = await workers.start('exec-b', FAST);
     const readyAt = Date.now();
     const done = await succeeded('s-1', 15_000);
     const { rows: timing } = await db!.query<{ at: Date }>(

@@ -27,6 +27,7 @@ import { Durable, DurableClient, durableMigrations, DurableModule, Step, Workflo
 import { createTestDatabase, TestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
 import { gate, Gate, sleep, within } from './support/helpers';
+import { EFFECTS_TABLE_DDL } from './support/tables';
 import { WorkerSet } from './support/workers';
 
 jest.setTimeout(60_000);
@@ -40,9 +41,7 @@ async function freshDatabase(): Promise<void> {
   database = await createTestDatabase();
   db = new Client({ connectionString: database.url });
   await db.connect();
-  await db.query(`CREATE TABLE public.effects (
-    id bigserial PRIMARY KEY, run_id text NOT NULL, label text NOT NULL, step_key text, executor text, pid integer,
-    attempt integer, data jsonb, js_ms bigint NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`);
+  await db.query(EFFECTS_TABLE_DDL);
   // Business rows of the transactional steps: no unique constraint, so a duplicate would show.
   await db.query(`CREATE TABLE public.ledger (
     id bigserial PRIMARY KEY, run_id text NOT NULL, step_key text NOT NULL, executor text, pid integer,

@@ -16,7 +16,8 @@ import {
 } from '@app/durable';
 import { createTestDatabase, TestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
-import { within } from './support/helpers';
+import { countLines as count, waitUntil, within } from './support/helpers';
+import { EFFECTS_TABLE_DDL } from './support/tables';
 import { percentile, WorkerSet } from './support/workers';
 
 jest.setTimeout(60_000);
@@ -52,9 +53,7 @@ beforeEach(async () => {
   database = await createTestDatabase();
   db = new Client({ connectionString: database.url });
   await db.connect();
-  await db.query(`CREATE TABLE public.effects (
-    id bigserial PRIMARY KEY, run_id text NOT NULL, label text NOT NULL, step_key text, executor text, pid integer,
-    attempt integer, data jsonb, js_ms bigint NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`);
+  await db.query(EFFECTS_TABLE_DDL);
   // Client only: starts, signals and cancels runs, never executes one. Its boot runs the migrations.
   clientApp = await createDurableApp({ url: database.url, providers: [], durable: { worker: false } });
   client = clientApp.get(DurableClient);
@@ -134,26 +133,13 @@ async function signals(runId: string) {
 }
 
 /** Polls until `check` returns a value, or fails showing the runs and the workers' output. */
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs: number,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) {
-      const { rows } = await db.query(
-        `SELECT id, status, executor, epoch, attempts FROM durable.runs ORDER BY id LIMIT 20`,
-      );
-      throw new Error(
-        `Timed out after ${timeoutMs} ms waiting for ${what}; runs: ${JSON.stringify(rows)}\n${workers.outputs()}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const eventually = <T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number) =>
+  waitUntil(what, check, timeoutMs, async () => {
+    const { rows } = await db.query(
+      `SELECT id, status, executor, epoch, attempts FROM durable.runs ORDER BY id LIMIT 20`,
+    );
+    return `runs: ${JSON.stringify(rows)}\n${workers.outputs()}`;
+  });
 
 const inStatus = (id: string, status: string, timeoutMs = 15_000) =>
   eventually(
@@ -175,8 +161,6 @@ async function resultOf<T>(handle: WorkflowHandle<T>, ms = 20_000): Promise<T> {
     throw error;
   }
 }
-
-const count = (lines: string[], pattern: RegExp) => lines.filter((line) => pattern.test(line)).length;
 
 interface MarkOutput {
   label: string;

@@ -53,6 +53,33 @@ export async function eventually<T>(
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Polls `check` every 50 ms until it returns a value (not undefined), and returns that value; after
+ * `timeoutMs` fails with `what` and, when given, what `diagnose` reports (e.g. the runs, the workers' output).
+ */
+export async function waitUntil<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs: number,
+  diagnose?: () => string | Promise<string>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) {
+      const context = diagnose ? `; ${await diagnose()}` : '';
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${context}`);
+    }
+    await sleep(50);
+  }
+}
+
+/** How many of `lines` (e.g. a worker's output) match `pattern`. */
+export function countLines(lines: string[], pattern: RegExp): number {
+  return lines.filter((line) => pattern.test(line)).length;
+}
+
 /** The app's TypeORM DataSource (the default one). */
 export function dataSourceOf(app: INestApplicationContext): DataSource {
   return app.get(DataSource);

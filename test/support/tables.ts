@@ -1,0 +1,8 @@
+/**
+ * DDL of the tables the worker fixtures write to, created by a test before any worker starts.
+ */
+
+/** public.effects of test/fixtures/scenario-worker.ts: one row per execution of a step body. */
+export const EFFECTS_TABLE_DDL = `CREATE TABLE public.effects (
+    id bigserial PRIMARY KEY, run_id text NOT NULL, label text NOT NULL, step_key text, executor text, pid integer,
+    attempt integer, data jsonb, js_ms bigint NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`;
