@@ -1,8 +1,8 @@
 import { INestApplicationContext, Injectable } from '@nestjs/common';
-import { Client } from 'pg';
 import { Step, Workflow } from '@app/durable';
 import { createTestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
+import { watchStatements } from './support/statements';
 
 /**
  * The library's statements are named prepared statements by default (parsed and planned once per
@@ -52,18 +52,9 @@ beforeAll(async () => {
       }),
     );
   }
-  const realQuery = Client.prototype.query;
-  spy = jest.spyOn(Client.prototype, 'query').mockImplementation(function (this: Client, ...args: unknown[]) {
-    const config = args[0] as { text?: string; name?: string } | string;
-    const text = typeof config === 'string' ? config : (config?.text ?? '');
-    if (/"durable"\./.test(text)) {
-      const app =
-        (this as unknown as { connectionParameters: { application_name?: string } }).connectionParameters
-          .application_name ?? '?';
-      sent.set(app, [...(sent.get(app) ?? []), typeof config === 'string' ? null : (config.name ?? null)]);
-    }
-    return (realQuery as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof Client.prototype.query);
+  spy = watchStatements(({ app, text, name }) => {
+    if (/"durable"\./.test(text)) sent.set(app, [...(sent.get(app) ?? []), name ?? null]);
+  });
 });
 
 afterAll(async () => {

@@ -1,10 +1,10 @@
 import { INestApplicationContext, Injectable } from '@nestjs/common';
-import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { Durable, DurableClient, Step, Workflow } from '@app/durable';
 import { createTestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
 import { sleep, within } from './support/helpers';
+import { watchStatements } from './support/statements';
 
 /**
  * Counts the SQL statements each app sends to PostgreSQL during one run. Counting, not mocking: the spy
@@ -91,17 +91,9 @@ beforeAll(async () => {
     applicationName: 'budget-starter',
     durable: { ...QUIET, executorId: 'budget-starter', worker: false },
   });
-  const realQuery = Client.prototype.query;
-  spy = jest.spyOn(Client.prototype, 'query').mockImplementation(function (this: Client, ...args: unknown[]) {
-    if (recording) {
-      const app =
-        (this as unknown as { connectionParameters: { application_name?: string } }).connectionParameters
-          .application_name ?? '?';
-      const text = typeof args[0] === 'string' ? args[0] : String((args[0] as { text?: string })?.text);
-      seen.set(app, [...(seen.get(app) ?? []), text.replace(/\s+/g, ' ').trim()]);
-    }
-    return (realQuery as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof Client.prototype.query);
+  spy = watchStatements(({ app, text }) => {
+    if (recording) seen.set(app, [...(seen.get(app) ?? []), text.replace(/\s+/g, ' ').trim()]);
+  });
   await worker.get(DataSource).query('CREATE TABLE budget_effects (v integer NOT NULL)');
   // Warm-up: open pool connections and LISTEN before anything is counted.
   await worker.get(Pipeline).threeSteps(0);
