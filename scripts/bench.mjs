@@ -1,10 +1,11 @@
-// `npm run bench`: the library ("durable") against a hand-written node-postgres baseline ("raw-pg") on
+// `npm run bench`: the library ("durable") against a hand-written node-postgres baseline ("raw-pg", plain
+// parameterized queries) and the same baseline with named prepared statements ("raw-pg-prepared"), on
 // the same PostgreSQL server, same pool size, same K (steps per run) and same concurrency.
 //
 //   npm run bench                    full run (a few minutes), readable table on stdout
 //   npm run bench -- --json          one JSON object per line instead of the table
 //   npm run bench -- --quick         small sizes, < 1 minute: a smoke check, numbers are not meaningful
-//   npm run bench -- --profile       also writes V8 CPU profiles of each measured phase (both systems)
+//   npm run bench -- --profile       also writes V8 CPU profiles of each measured phase (every system)
 //                                    to .data/bench-profiles/ and prints their top self-time functions
 //   npm run bench -- --only=latency,throughput,transactional,statements,recovery,sleeping
 //   npm run bench -- --verbose       pass the children's stderr through
@@ -12,10 +13,11 @@
 // The launcher starts PostgreSQL once (scripts/postgres.mjs: DATABASE_URL, else testcontainers, else
 // embedded PostgreSQL 18), creates a fresh database per child process and runs bench/raw.ts and
 // bench/durable.ts (TypeScript via @swc-node/register) with DATABASE_URL and BENCH_CONFIG. For the
-// latency/throughput/transactional workloads both children boot and warm up, then their measured runs
-// go in rounds that alternate between the two (only one measures at a time), so load from other
-// processes on the machine hits both systems alike. The launcher collects the children's JSON lines
-// and prints the table. Progress goes to stderr. See bench/README.md for what each workload does.
+// latency/throughput/transactional workloads the three children boot and warm up, then their measured
+// runs go in rounds that alternate between them (only one measures at a time), so load from other
+// processes on the machine hits all systems alike; the server's CPU is sampled around each round. The
+// launcher collects the children's JSON lines and prints the table. Progress goes to stderr. See
+// bench/README.md for what each workload does.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -147,8 +149,8 @@ async function main() {
   for (const p of pairs) {
     const config = { ...p, poolSize: POOL, durableConcurrency: CONCURRENCY, rounds: ROUNDS };
     const label = `${p.workload} K=${p.steps} c=${p.concurrency} runs=${p.runs}`;
-    say(`${label}: raw-pg and durable, ${ROUNDS} alternating rounds`);
-    await attempt(label, () => runPair(config, `${p.workload}-k${p.steps}-c${p.concurrency}`));
+    say(`${label}: raw-pg, durable and raw-pg-prepared, ${ROUNDS} alternating rounds`);
+    await attempt(label, () => runSideBySide(config, `${p.workload}-k${p.steps}-c${p.concurrency}`));
   }
 
   if (want('statements')) {
@@ -348,7 +350,7 @@ class Mailbox {
  * warm up, then their measured rounds alternate (raw, durable, prepared, prepared, durable, raw, ...),
  * one at a time, so a change in the machine's load (other processes on a shared box) hits all alike.
  */
-async function runPair(config, profile) {
+async function runSideBySide(config, profile) {
   const systems = ['raw', 'durable', 'raw-prepared'];
   const urls = {};
   const withDatabases = async (names, fn) => {
