@@ -556,7 +556,7 @@ function printTables(env, records, targets) {
     `Same server and settings for all systems, a fresh database per process; pool ${POOL} each (durable`,
   );
   lines.push(
-    `keeps 1 of its ${POOL} connections in LISTEN); DurableModule concurrency ${CONCURRENCY}; node ${env.node}, ${env.cpus} CPUs.`,
+    `also holds its LISTEN connection, beside the pool); DurableModule concurrency ${CONCURRENCY}; node ${env.node}, ${env.cpus} CPUs.`,
   );
   if (env.quick) lines.push('--quick: small sizes, a smoke check only: the numbers are not meaningful.');
   lines.push('');

@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { Notification, PoolClient } from 'pg';
+import { Client, type ClientConfig, type Notification, type Pool } from 'pg';
 import { DurableOptionsHolder } from '../durable.options';
 import { DurableEvents } from '../engine/durable.events';
 import { DurableDatabase } from './durable.database';
@@ -8,14 +8,16 @@ import { channelName } from './schema-name';
 const RECONNECT_MS = 1_000;
 
 /**
- * Holds one pool connection in LISTEN on the schema's channel and turns notifications into events:
+ * Holds one connection in LISTEN on the schema's channel and turns notifications into events:
  * 'run' (work is available) and 'done:<id>' (a run ended). Reconnects on failure; polling covers gaps.
+ * The connection is opened beside the DataSource's pool, with the pool's own settings, rather than
+ * taken from it: a connection held for the life of the process would shrink the app's pool by one.
  */
 @Injectable()
 export class NotificationListener {
   private readonly logger = new Logger('Durable');
   private readonly channel: string;
-  private client?: PoolClient;
+  private client?: Client;
   private stopped = true;
   private reconnectTimer?: NodeJS.Timeout;
 
@@ -39,36 +41,31 @@ export class NotificationListener {
     this.client = undefined;
     if (!client) return;
     client.removeAllListeners('notification');
-    try {
-      await client.query(`UNLISTEN "${this.channel}"`);
-      client.release();
-    } catch (error) {
-      client.release(error as Error);
-    }
+    await client.end().catch(() => undefined);
   }
 
   private async connect(): Promise<void> {
-    let client: PoolClient | undefined;
+    const client = newClientLike(this.db.pool);
+    client.on('notification', (message) => this.dispatch(message));
+    client.on('error', (error) => this.lost(client, error));
     try {
-      client = await this.db.pool.connect();
-      client.on('notification', (message) => this.dispatch(message));
-      client.once('error', (error) => this.lost(client!, error));
+      await client.connect();
       await client.query(`LISTEN "${this.channel}"`);
       if (this.stopped) {
-        client.release();
+        await client.end();
         return;
       }
       this.client = client;
     } catch (error) {
-      if (client) client.release(error as Error);
+      void client.end().catch(() => undefined);
       this.scheduleReconnect(error);
     }
   }
 
-  private lost(client: PoolClient, error: Error): void {
+  private lost(client: Client, error: Error): void {
+    void client.end().catch(() => undefined);
     if (this.client !== client) return;
     this.client = undefined;
-    client.release(error);
     this.scheduleReconnect(error);
   }
 
@@ -85,4 +82,13 @@ export class NotificationListener {
     if (payload === 'run') this.events.emitRunAvailable();
     else if (payload.startsWith('done:')) this.events.emitRunEnded(payload.slice('done:'.length));
   }
+}
+
+/** A client made the way the pool makes its own (its Client class and its connection settings). */
+function newClientLike(pool: Pool): Client {
+  const { Client: PoolClientClass, options } = pool as unknown as {
+    Client?: typeof Client;
+    options?: ClientConfig;
+  };
+  return new (PoolClientClass ?? Client)(options);
 }
