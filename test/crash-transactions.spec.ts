@@ -26,7 +26,7 @@ import { DataSource } from 'typeorm';
 import { Durable, DurableClient, durableMigrations, DurableModule, Step, Workflow } from '@app/durable';
 import { createTestDatabase, TestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
-import { gate, Gate, sleep, within } from './support/helpers';
+import { gate, Gate, sleep, waitUntil, within } from './support/helpers';
 import { EFFECTS_TABLE_DDL } from './support/tables';
 import { WorkerSet } from './support/workers';
 
@@ -231,7 +231,11 @@ describe('recovery order after kill -9 (real processes, real PostgreSQL)', () =>
     expect(ledger).toEqual([]); // rolled back with the connections
 
     const b = await workers.start('exec-tx', env);
-    await eventually(async () => b.lines().filter((l) => l.startsWith('BLOCKED ')).length >= 2);
+    await waitUntil(
+      'two steps of B blocked',
+      async () => (b.lines().filter((l) => l.startsWith('BLOCKED ')).length >= 2 ? true : undefined),
+      15_000,
+    );
     const resumedFirst = b
       .lines()
       .filter((line) => line.startsWith('BLOCKED '))
@@ -249,14 +253,6 @@ describe('recovery order after kill -9 (real processes, real PostgreSQL)', () =>
     });
   });
 });
-
-async function eventually(check: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`condition not met within ${ms} ms`);
-    await sleep(50);
-  }
-}
 
 /** Run ids of the orders: `order:<id>`. */
 const runIdOf = (orderId: string) => `order:${orderId}`;
