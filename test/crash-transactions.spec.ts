@@ -56,14 +56,12 @@ async function dropDatabase(): Promise<void> {
   database = undefined;
 }
 
-describe('transactional steps under repeated kill -9 (real processes, real PostgreSQL)', () => {
-  const RUNS = 200;
-  const KILLS = 20;
-  const workers = new WorkerSet({
-    fixture: FIXTURE,
-    url: () => database!.url,
-    baseEnv: { FLOWS: 'tx', BLOCK_AT: '', BLOCK_MS: '', LEASE_MS: '', HEARTBEAT_MS: '', POOL: '' },
-  });
+/**
+ * For a describe block: a fresh database per test, scenario-worker processes (`baseEnv` blanks the
+ * switches a test does not set) and a client-only app to start runs; all killed and dropped after.
+ */
+function scenarioWorkers(baseEnv: Record<string, string>) {
+  const workers = new WorkerSet({ fixture: FIXTURE, url: () => database!.url, baseEnv });
   let clientApp: INestApplicationContext | undefined;
 
   beforeEach(async () => {
@@ -78,6 +76,21 @@ describe('transactional steps under repeated kill -9 (real processes, real Postg
     await dropDatabase();
   });
 
+  return { workers, startClient: () => clientApp!.get(DurableClient) };
+}
+
+describe('transactional steps under repeated kill -9 (real processes, real PostgreSQL)', () => {
+  const RUNS = 200;
+  const KILLS = 20;
+  const { workers, startClient } = scenarioWorkers({
+    FLOWS: 'tx',
+    BLOCK_AT: '',
+    BLOCK_MS: '',
+    LEASE_MS: '',
+    HEARTBEAT_MS: '',
+    POOL: '',
+  });
+
   async function succeededCount(): Promise<number> {
     const { rows } = await db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM durable.runs WHERE status = 'succeeded'`,
@@ -86,7 +99,7 @@ describe('transactional steps under repeated kill -9 (real processes, real Postg
   }
 
   it(`${KILLS} kills at random moments, each followed by a restart: every business row exists exactly once`, async () => {
-    const client = clientApp!.get(DurableClient);
+    const client = startClient();
     const ids = Array.from({ length: RUNS }, (_, i) => `L-${String(i + 1).padStart(3, '0')}`);
     for (let i = 0; i < ids.length; i += 50)
       await Promise.all(ids.slice(i, i + 50).map((id, j) => client.start('ledgerFlow', [i + j + 1], { id })));
@@ -195,29 +208,19 @@ describe('transactional steps under repeated kill -9 (real processes, real Postg
 });
 
 describe('recovery order after kill -9 (real processes, real PostgreSQL)', () => {
-  const workers = new WorkerSet({
-    fixture: FIXTURE,
-    url: () => database!.url,
-    baseEnv: { FLOWS: 'tx', BLOCK_MS: '', LEASE_MS: '', HEARTBEAT_MS: '', STEP_DELAY_MS: '', POOL: '' },
-  });
-  let clientApp: INestApplicationContext | undefined;
-
-  beforeEach(async () => {
-    await freshDatabase();
-    clientApp = await createDurableApp({ url: database!.url, providers: [], durable: { worker: false } });
-  });
-
-  afterEach(async () => {
-    await workers.killAll();
-    await clientApp?.close();
-    clientApp = undefined;
-    await dropDatabase();
+  const { workers, startClient } = scenarioWorkers({
+    FLOWS: 'tx',
+    BLOCK_MS: '',
+    LEASE_MS: '',
+    HEARTBEAT_MS: '',
+    STEP_DELAY_MS: '',
+    POOL: '',
   });
 
   // README: "a stable executor id ... makes a restarted replica resume them at once". With a backlog of
   // runs queued behind them, the runs interrupted inside their transaction should be resumed first.
   it('a restarted executor resumes the runs it was executing before newer queued runs', async () => {
-    const client = clientApp!.get(DurableClient);
+    const client = startClient();
     const env = { POLL_MS: 200, CONCURRENCY: 2, BLOCK_AT: 'post1' };
     const a = await workers.start('exec-tx', env);
     await client.start('ledgerFlow', [1], { id: 'first-1' });
