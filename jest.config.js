@@ -41,7 +41,7 @@ module.exports = {
   watchPathIgnorePatterns: ['<rootDir>/.data/'],
   moduleFileExtensions: ['ts', 'js', 'json'],
   transform: { '^.+\\.(t|j)s$': ['@swc/jest', swcOptions] },
-  moduleNameMapper: { '^@app/durable(|/.*)$': '<rootDir>/libs/durable/src$1' },
+  moduleNameMapper: { '^nest-durable(|/.*)$': '<rootDir>/libs/durable/src$1' },
   globalSetup: './test/support/global-setup.mjs',
   globalTeardown: './test/support/global-teardown.mjs',
   setupFilesAfterEnv: ['<rootDir>/test/support/jest-setup.ts'],

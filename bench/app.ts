@@ -14,7 +14,7 @@ import {
   durableMigrations,
   Step,
   Workflow,
-} from '@app/durable';
+} from 'nest-durable';
 
 /** recovery-crash sets this: step c2 never returns, so the process is killed with every run mid-flight. */
 const BLOCK_IN_STEP_2 = process.env.BENCH_BLOCK === '1';

@@ -6,7 +6,7 @@ import { INestApplicationContext } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
-import { DurableClient, DurableModuleOptions } from '@app/durable';
+import { DurableClient, DurableModuleOptions } from 'nest-durable';
 import { BenchFlows, BUSINESS_TABLE_DDL, createBenchApp } from './app';
 import {
   StatementCounter,

@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { createDurableTablesSql } from '@app/durable/persistence/migrations/create-durable-tables';
+import { createDurableTablesSql } from 'nest-durable/persistence/migrations/create-durable-tables';
 import { StatementCounter, cpuMs, emit, gc, measure, readConfig, runConcurrently } from './support';
 
 const counter = new StatementCounter().install();

@@ -1,4 +1,4 @@
-import { durableMigrations } from '@app/durable';
+import { durableMigrations } from 'nest-durable';
 import { CreateTenants1764000000100 } from './1764000000100-create-tenants';
 import { TenantProvisioning1764000000200 } from './1764000000200-tenant-provisioning';
 

@@ -14,7 +14,7 @@ import {
   Step,
   Workflow,
   WorkflowFailedError,
-} from '@app/durable';
+} from 'nest-durable';
 import { createTestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
 import { dataSourceOf, sleep, sql, uniqueId, within } from './support/helpers';

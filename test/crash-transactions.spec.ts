@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { Durable, DurableClient, durableMigrations, DurableModule, Step, Workflow } from '@app/durable';
+import { Durable, DurableClient, durableMigrations, DurableModule, Step, Workflow } from 'nest-durable';
 import { createTestDatabase, TestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
 import { gate, Gate, sleep, waitUntil, within } from './support/helpers';

@@ -13,7 +13,7 @@ import {
   RunStateError,
   WorkflowFailedError,
   WorkflowHandle,
-} from '@app/durable';
+} from 'nest-durable';
 import { createTestDatabase, TestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
 import { countLines as count, waitUntil, within } from './support/helpers';

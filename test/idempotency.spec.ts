@@ -1,6 +1,6 @@
 import { INestApplicationContext, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { DurableClient, Step, Workflow } from '@app/durable';
+import { DurableClient, Step, Workflow } from 'nest-durable';
 import { createTestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
 import { dataSourceOf, sql, within } from './support/helpers';

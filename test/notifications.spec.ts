@@ -1,7 +1,7 @@
 import { INestApplicationContext, Injectable } from '@nestjs/common';
 import { Client } from 'pg';
 import type { Pool } from 'pg';
-import { DurableClient, Step, Workflow } from '@app/durable';
+import { DurableClient, Step, Workflow } from 'nest-durable';
 import { createTestDatabase, TestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
 import { dataSourceOf, waitUntil, within } from './support/helpers';

@@ -1,5 +1,5 @@
 import { INestApplicationContext, Injectable } from '@nestjs/common';
-import { Step, Workflow } from '@app/durable';
+import { Step, Workflow } from 'nest-durable';
 import { createTestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
 import { watchStatements } from './support/statements';

@@ -1,6 +1,6 @@
 import { INestApplicationContext, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { Durable, DurableClient, Step, Workflow } from '@app/durable';
+import { Durable, DurableClient, Step, Workflow } from 'nest-durable';
 import { createTestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
 import { sleep, within } from './support/helpers';

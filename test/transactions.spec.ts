@@ -14,7 +14,7 @@ import {
   StartNotCommittedError,
   Step,
   Workflow,
-} from '@app/durable';
+} from 'nest-durable';
 import { createTestDatabase } from './support/database';
 
 /** Business rows written by transactional steps; no unique constraint, so duplicates would show. */

@@ -1,5 +1,5 @@
 import { INestApplicationContext, Injectable, Logger } from '@nestjs/common';
-import { DurableClient, Step, Workflow } from '@app/durable';
+import { DurableClient, Step, Workflow } from 'nest-durable';
 import { createTestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
 import { dataSourceOf, eventually, sleep } from './support/helpers';

@@ -11,7 +11,7 @@ import {
   Step,
   Workflow,
   WorkflowFailedError,
-} from '@app/durable';
+} from 'nest-durable';
 import { createTestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
 import { dataSourceOf, eventually } from './support/helpers';

@@ -10,7 +10,7 @@ import { ScheduleModule } from '@nestjs/schedule';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, DataSourceOptions } from 'typeorm';
-import { DurableModule, DurableModuleOptions, durableMigrations } from '@app/durable';
+import { DurableModule, DurableModuleOptions, durableMigrations } from 'nest-durable';
 
 export interface DurableAppOptions {
   url: string;

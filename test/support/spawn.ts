@@ -78,7 +78,7 @@ function untrack(child: ChildProcess): void {
 
 /**
  * Runs a TypeScript entry file in a real Node process through @swc-node/register (tsconfig.json:
- * `@app/durable` paths, legacy decorators with metadata). stdin is a pipe (unless stdin: 'ignore');
+ * `nest-durable` paths, legacy decorators with metadata). stdin is a pipe (unless stdin: 'ignore');
  * stdout and stderr are piped and collected line by line.
  */
 export function spawnTs(file: string, options: SpawnTsOptions = {}): SpawnedTs {

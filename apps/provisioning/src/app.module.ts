@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { DurableModule } from '@app/durable';
+import { DurableModule } from 'nest-durable';
 import { appMigrations } from '../../../migrations';
 import { ConfigModule } from './config/config.module';
 import { PROVISIONING_CONFIG, ProvisioningConfig } from './config/provisioning.config';

@@ -1,5 +1,5 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpStatus } from '@nestjs/common';
-import { DurableError } from '@app/durable';
+import { DurableError } from 'nest-durable';
 
 const STATUS_BY_CODE: Record<string, number> = {
   DURABLE_INVALID_ARGUMENT: HttpStatus.BAD_REQUEST,

@@ -1,4 +1,4 @@
-import type { Duration, DurableModuleOptions } from '@app/durable';
+import type { Duration, DurableModuleOptions } from 'nest-durable';
 import type { TenantPlan } from '../tenants/tenant.entity';
 
 /** Injection token of the app's settings (tests may override the provider). */

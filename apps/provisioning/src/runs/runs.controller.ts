@@ -1,5 +1,5 @@
 import { Controller, Get, Query } from '@nestjs/common';
-import { DurableClient, RUN_STATUSES, RunStatus } from '@app/durable';
+import { DurableClient, RUN_STATUSES, RunStatus } from 'nest-durable';
 import { Transform, Type } from 'class-transformer';
 import { ArrayNotEmpty, IsIn, IsInt, IsOptional, IsString, Length, Max, Min } from 'class-validator';
 

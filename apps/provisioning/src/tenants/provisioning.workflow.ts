@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { Durable, Step, Workflow } from '@app/durable';
+import { Durable, Step, Workflow } from 'nest-durable';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { PROVISIONING_CONFIG, ProvisioningConfig } from '../config/provisioning.config';
 import { CloudClient, ProviderDatabase, ProviderDnsRecord } from '../provider/cloud.client';

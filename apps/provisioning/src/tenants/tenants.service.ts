@@ -5,7 +5,7 @@ import {
   UnprocessableEntityException,
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DurableClient, RunInfo, RunStateError } from '@app/durable';
+import { DurableClient, RunInfo, RunStateError } from 'nest-durable';
 import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager } from 'typeorm';
 import { CreateTenantDto } from './dto/tenant.dto';
