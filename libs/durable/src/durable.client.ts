@@ -7,6 +7,8 @@ import { messages } from './durable.messages';
 import { DurableOptionsHolder } from './durable.options';
 import { DurableWorker } from './durable.worker';
 import { toOptionalMilliseconds } from './duration';
+import { DurableEvents } from './engine/durable.events';
+import { ExecutionObserver } from './engine/execution.observer';
 import { RunResultWaiter } from './engine/run-result.waiter';
 import {
   InvalidArgumentError,
@@ -54,6 +56,8 @@ export class DurableClient {
     private readonly options: DurableOptionsHolder,
     private readonly transactions: TransactionContext,
     private readonly control: RunControlStore,
+    private readonly events: DurableEvents,
+    private readonly observer: ExecutionObserver,
   ) {}
 
   /**
@@ -79,6 +83,7 @@ export class DurableClient {
       input: encodeJson(args, `Input of workflow "${name}"`, this.options.value.maxPayloadBytes),
       timeoutMs: toOptionalMilliseconds(opts.timeout) ?? registered?.timeoutMs,
       parentId: scope?.step ? scope.execution.runId : undefined,
+      traceContext: this.observer.startContext(),
     };
     const manager = opts.manager ?? this.transactions.ambientManager();
     if (!manager && registered && this.worker.reserveSlot()) {
@@ -91,17 +96,24 @@ export class DurableClient {
         throw error;
       }
       if (claimed) {
+        this.started(run);
         this.worker.executeReserved(claimed);
         return this.handleFor<R>(id);
       }
       this.worker.releaseSlot();
     } else if (await this.store.insertPendingRun(run, manager)) {
+      this.started(run);
       return this.handleFor<R>(id, manager);
     }
     const existing = await this.store.findRunWorkflow(id, manager);
     if (existing !== undefined && existing !== name)
       throw new RunConflictError(messages.runConflict(id, existing, name));
     return this.handleFor<R>(id, manager);
+  }
+
+  private started(run: NewRun): void {
+    const { id: runId, workflow, version, parentId } = run;
+    this.events.emit({ type: 'run.started', runId, workflow, version, ...(parentId ? { parentId } : {}) });
   }
 
   /** A handle on a run by id (not checked until used). */
@@ -188,12 +200,15 @@ export class DurableClient {
     if (reason !== undefined && (typeof reason !== 'string' || reason.length > 2_000)) {
       throw new InvalidArgumentError('cancel(): reason must be a string of at most 2000 characters.');
     }
-    const error = JSON.stringify({
+    const error = {
       name: 'RunCancelledError',
       message: reason ?? 'Cancelled',
       code: 'DURABLE_RUN_CANCELLED',
-    });
-    const cancelled = await this.control.cancelRuns(id, error);
+    };
+    const cancelled = await this.control.cancelRuns(id, JSON.stringify(error));
+    for (const { id: runId, workflow, version } of cancelled) {
+      this.events.emit({ type: 'run.finished', runId, workflow, version, status: 'cancelled', error });
+    }
     if (cancelled.length > 0) return true;
     if ((await this.store.findRunWorkflow(id)) === undefined)
       throw new RunNotFoundError(messages.runNotFound(id));

@@ -58,6 +58,17 @@ export const messages = {
     `Run "${runId}": no compensation is registered for step "${key}" in this process; it was skipped.`,
   compensationFailed: (runId: string, key: string, message: string) =>
     `Run "${runId}": the compensation of step "${key}" failed: ${message}. The other compensations go on.`,
+  runsRecovered: (count: number, trigger: 'startup' | 'sweep') =>
+    `Recovered ${count} interrupted run(s) ${trigger === 'startup' ? 'at startup' : 'in a periodic sweep'}; they are queued for execution.`,
+  replayMismatchLogged: (runId: string, expected: string[], actual: string) =>
+    `Run "${runId}" failed on a replay mismatch: expected ${expected.map((k) => `"${k}"`).join(', ')}, got "${actual}". Its history is kept; deploy the matching code and resume it.`,
+  runSetAside: (runId: string, workflow: string, attempts: number) =>
+    `Run "${runId}" of workflow "${workflow}" was set aside after ${attempts} claims without progress (status failed, RunSetAsideError); resume it with client.resume once the cause is fixed.`,
+  runFailedLogged: (runId: string, workflow: string, error: string) =>
+    `Run "${runId}" of workflow "${workflow}" failed: ${error}.`,
+  listenerReconnected: () => 'LISTEN connection re-established; runs that ended meanwhile are re-checked.',
+  missingPeer: (peer: string, feature: string) =>
+    `${feature} needs the optional peer dependency "${peer}", which is not installed: npm install ${peer}`,
 } as const;
 
 function describe(value: unknown): string {

@@ -12,6 +12,8 @@ import { CheckpointWriter } from './engine/checkpoint.writer';
 import { Compensator } from './engine/compensator';
 import { DurableCallInterceptor } from './engine/durable-call.interceptor';
 import { DurableEvents } from './engine/durable.events';
+import { ExecutionObserver } from './engine/execution.observer';
+import { DurableEventLogger } from './events';
 import { RunResultWaiter } from './engine/run-result.waiter';
 import { StepRunner } from './engine/step.runner';
 import { WaitRunner } from './engine/wait.runner';
@@ -20,6 +22,7 @@ import { DurableDatabase } from './persistence/durable.database';
 import { DurableStore } from './persistence/durable.store';
 import { RunControlStore } from './persistence/run-control.store';
 import { NotificationListener } from './persistence/notification.listener';
+import { DurableMetrics, DurableTracing, QueueStats } from './telemetry';
 import { WorkflowRegistry } from './workflow.registry';
 
 /**
@@ -55,7 +58,12 @@ import { WorkflowRegistry } from './workflow.registry';
     DurableClient,
     DurableCallInterceptor,
     TransactionContext,
+    DurableEventLogger,
+    DurableTracing,
+    { provide: ExecutionObserver, useExisting: DurableTracing },
+    DurableMetrics,
+    QueueStats,
   ],
-  exports: [DurableClient],
+  exports: [DurableClient, DurableEvents, QueueStats, NotificationListener, DurableOptionsHolder],
 })
 export class DurableModule extends DurableConfigurableModule {}

@@ -6,6 +6,7 @@ import {
   DEFAULT_LEASE_MS,
   DEFAULT_MAX_PAYLOAD_BYTES,
   DEFAULT_POLL_INTERVAL_MS,
+  DEFAULT_QUEUE_METRICS_INTERVAL_MS,
   DEFAULT_SCHEMA,
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
   MAX_ID_LENGTH,
@@ -28,6 +29,9 @@ const KNOWN_OPTIONS = new Set<string>([
   'shutdownTimeoutMs',
   'maxPayloadBytes',
   'preparedStatements',
+  'tracing',
+  'metrics',
+  'queueMetricsIntervalMs',
 ]);
 
 /** Applies defaults and validates; every problem names the option. */
@@ -56,6 +60,9 @@ export function resolveDurableOptions(options: DurableModuleOptions = {}): Resol
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS,
     maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
     preparedStatements: options.preparedStatements ?? true,
+    tracing: options.tracing ?? true,
+    metrics: options.metrics ?? true,
+    queueMetricsIntervalMs: options.queueMetricsIntervalMs ?? DEFAULT_QUEUE_METRICS_INTERVAL_MS,
   };
   assertValidSchemaName(resolved.schema);
   const id = resolved.executorId;
@@ -64,7 +71,7 @@ export function resolveDurableOptions(options: DurableModuleOptions = {}): Resol
       messages.invalidOption('executorId', id, `a string of 1-${MAX_ID_LENGTH} characters`),
     );
   }
-  for (const key of ['worker', 'recoverOnStartup', 'preparedStatements'] as const) {
+  for (const key of ['worker', 'recoverOnStartup', 'preparedStatements', 'tracing', 'metrics'] as const) {
     if (typeof resolved[key] !== 'boolean')
       throw new InvalidOptionsError(messages.invalidOption(key, resolved[key], 'a boolean'));
   }
@@ -74,6 +81,7 @@ export function resolveDurableOptions(options: DurableModuleOptions = {}): Resol
   integer('pollIntervalMs', resolved.pollIntervalMs, 10, 3_600_000);
   integer('shutdownTimeoutMs', resolved.shutdownTimeoutMs, 0, 3_600_000);
   integer('maxPayloadBytes', resolved.maxPayloadBytes, 1, 256 * 1024 * 1024);
+  integer('queueMetricsIntervalMs', resolved.queueMetricsIntervalMs, 100, 3_600_000);
   if (resolved.heartbeatMs * 2 > resolved.leaseMs) {
     throw new InvalidOptionsError(
       messages.invalidOption(

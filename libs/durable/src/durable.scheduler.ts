@@ -8,9 +8,9 @@ import {
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { TransactionContext } from './context';
 import { HEARTBEAT_INTERVAL_NAME, SWEEP_INTERVAL_NAME } from './durable.constants';
-import { messages } from './durable.messages';
 import { DurableOptionsHolder } from './durable.options';
 import { DurableWorker } from './durable.worker';
+import { DurableEvents } from './engine/durable.events';
 import { InvalidOptionsError } from './errors';
 import { DurableStore } from './persistence/durable.store';
 import { NotificationListener } from './persistence/notification.listener';
@@ -39,6 +39,7 @@ export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicati
     private readonly registry: WorkflowRegistry,
     private readonly options: DurableOptionsHolder,
     private readonly transactions: TransactionContext,
+    private readonly events: DurableEvents,
     @Optional() private readonly schedulerRegistry?: SchedulerRegistry,
   ) {
     if (!schedulerRegistry) {
@@ -59,8 +60,8 @@ export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicati
     // A new life of this executor id: runs it claimed before now are orphans (see releaseOrphanedRuns).
     await this.store.heartbeat(executorId, true);
     if (recoverOnStartup) {
-      const recovered = await this.store.releaseOrphanedRuns(leaseMs);
-      if (recovered > 0) this.logger.log(`Recovered ${recovered} interrupted run(s) for execution.`);
+      const count = await this.store.releaseOrphanedRuns(leaseMs);
+      if (count > 0) this.events.emit({ type: 'runs.recovered', count, trigger: 'startup' });
     }
     this.worker.start();
     this.schedulerRegistry!.addInterval(
@@ -95,7 +96,8 @@ export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicati
   /** Returns dead executors' runs to the queue, claims what is due, and reports runs nobody serves. */
   private async sweep(): Promise<void> {
     try {
-      await this.store.releaseOrphanedRuns(this.options.value.leaseMs);
+      const count = await this.store.releaseOrphanedRuns(this.options.value.leaseMs);
+      if (count > 0) this.events.emit({ type: 'runs.recovered', count, trigger: 'sweep' });
       await this.worker.poke();
       if (this.sweeps++ % UNSERVED_REPORT_EVERY === 0) await this.reportUnserved();
     } catch (error) {
@@ -108,7 +110,7 @@ export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicati
     for (const run of runs) {
       if (this.reported.has(run.id)) continue;
       this.reported.add(run.id);
-      this.logger.warn(messages.workflowVersionNotServed(run.workflow, run.version, run.id));
+      this.events.emit({ type: 'run.unserved', runId: run.id, workflow: run.workflow, version: run.version });
     }
   }
 }

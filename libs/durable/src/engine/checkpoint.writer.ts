@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { messages } from '../durable.messages';
 import { LeaseLostError, RunCancelledError } from '../errors';
 import { DurableStore } from '../persistence/durable.store';
@@ -40,8 +40,6 @@ function isTransient(error: unknown): boolean {
  */
 @Injectable()
 export class CheckpointWriter {
-  private readonly logger = new Logger('Durable');
-
   constructor(private readonly store: DurableStore) {}
 
   async write(execution: RunExecution, step: StepRecord): Promise<void> {
@@ -72,8 +70,7 @@ export class CheckpointWriter {
       return error;
     }
     const error = new LeaseLostError(messages.leaseLost(execution.runId, execution.lease.epoch));
-    execution.halt('lease-lost', error);
-    this.logger.warn(error.message);
+    execution.halt('lease-lost', error); // logged from the run.lease-lost event
     return error;
   }
 

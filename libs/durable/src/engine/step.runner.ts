@@ -24,6 +24,10 @@ import { delay, retryDelay, setLongTimeout } from './retry-delay';
 import { assertInHistory } from './replay';
 import { RunExecution } from './run-execution';
 import { CheckpointWriter } from './checkpoint.writer';
+import { DurableEvents } from './durable.events';
+import { ExecutionObserver, ObservedStepAttempt } from './execution.observer';
+import { runRef } from '../events/run-outcome-events';
+import { eventError } from '../events/lifecycle-events';
 
 /** Errors that end a step at once, whatever its retry policy says. */
 const NEVER_RETRIED = [
@@ -50,6 +54,8 @@ export class StepRunner {
     private readonly store: DurableStore,
     private readonly checkpoints: CheckpointWriter,
     private readonly options: DurableOptionsHolder,
+    private readonly events: DurableEvents,
+    private readonly observer: ExecutionObserver,
   ) {}
 
   async run(
@@ -70,8 +76,15 @@ export class StepRunner {
     const startedAt = recorded?.started_at ?? new Date();
     for (let attempt = (recorded?.attempts ?? 0) + 1; ; attempt++) {
       execution.throwIfHalted();
+      const step = { key, name: meta.name, kind, attempt };
+      const began = performance.now();
       try {
-        return await this.attempt(execution, meta, key, kind, attempt, startedAt, call, undoArgs);
+        const output = await this.observer.stepAttempt(execution, step, () =>
+          this.attempt(execution, meta, key, kind, attempt, startedAt, call, undoArgs),
+        );
+        const durationMs = performance.now() - began;
+        this.events.emit({ type: 'step.succeeded', ...runRef(execution), ...stepRef(step), durationMs });
+        return output;
       } catch (error) {
         execution.throwIfHalted();
         const conflict =
@@ -84,8 +97,16 @@ export class StepRunner {
             !NEVER_RETRIED.some((type) => error instanceof type) &&
             !meta.retry.nonRetryable.some((type) => error instanceof type));
         const record = this.outcome(meta, key, kind, retryable ? 'retrying' : 'failed', attempt, startedAt);
-        record.error = JSON.stringify(toErrorInfo(error));
+        const info = toErrorInfo(error);
+        record.error = JSON.stringify(info);
         await this.checkpoints.write(execution, record);
+        this.events.emit({
+          type: retryable ? 'step.retrying' : 'step.failed',
+          ...runRef(execution),
+          ...stepRef(step),
+          durationMs: performance.now() - began,
+          error: eventError(info),
+        });
         if (!retryable) throw execution.markStepError(error, key);
         const wait = retryDelay(meta.retry, attempt);
         if (wait > PARK_RETRY_AFTER_MS) await this.checkpoints.park(execution, 'sleeping', wait);
@@ -177,6 +198,10 @@ export class StepRunner {
       finishedAt: new Date(),
     };
   }
+}
+
+function stepRef(step: ObservedStepAttempt) {
+  return { stepKey: step.key, stepName: step.name, kind: step.kind, attempt: step.attempt };
 }
 
 /**

@@ -7,8 +7,10 @@ import { DurableStore, RunOutcomeRecord } from '../persistence/durable.store';
 import { decodeJson, encodeJson } from '../persistence/json-codec';
 import type { ClaimedRun } from '../persistence/row-types';
 import { WorkflowRegistry } from '../workflow.registry';
-import type { RunEnded } from './durable.events';
+import { runOutcomeEvents, runRef } from '../events/run-outcome-events';
+import { DurableEvents, RunEnded } from './durable.events';
 import { Compensator } from './compensator';
+import { ExecutionObserver } from './execution.observer';
 import { toErrorInfo } from './error-info';
 import { setLongTimeout } from './retry-delay';
 import { RunExecution } from './run-execution';
@@ -28,6 +30,8 @@ export class WorkflowExecutor {
     private readonly options: DurableOptionsHolder,
     private readonly waits: WaitRunner,
     private readonly compensator: Compensator,
+    private readonly events: DurableEvents,
+    private readonly observer: ExecutionObserver,
   ) {}
 
   /** Runs claimed for the first time have no history, and a claim reads the others': no read here. */
@@ -38,6 +42,20 @@ export class WorkflowExecutor {
 
   /** Returns how the run ended, when it ended here (the worker announces it once its slot is free). */
   async execute(execution: RunExecution): Promise<RunEnded | undefined> {
+    const { executorId, epoch } = execution.lease;
+    this.events.emit({
+      type: 'run.claimed',
+      ...runRef(execution),
+      executorId,
+      epoch,
+      attempt: execution.run.attempts,
+    });
+    const ended = await this.observer.run(execution, () => this.executeRun(execution));
+    for (const event of runOutcomeEvents(execution, ended)) this.events.emit(event);
+    return ended;
+  }
+
+  private async executeRun(execution: RunExecution): Promise<RunEnded | undefined> {
     const { run } = execution;
     const workflow = this.registry.get(run.workflow, run.version);
     if (!workflow) {
@@ -88,9 +106,7 @@ export class WorkflowExecutor {
       deadlineTimer?.clear();
     }
     execution.ending = true;
-    if (await this.store.finishRun(execution.lease, outcome)) return ended;
-    this.logger.warn(messages.leaseLost(run.id, execution.lease.epoch));
-    return undefined;
+    return (await this.store.finishRun(execution.lease, outcome)) ? ended : undefined; // refused: lease lost
   }
 
   /** A cancelled run with compensable steps: run their undos, then leave it cancelled. */

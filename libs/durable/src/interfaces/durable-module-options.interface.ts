@@ -29,6 +29,18 @@ export interface DurableModuleOptions {
    * transaction mode before 1.21, or without max_prepared_statements).
    */
   preparedStatements?: boolean;
+  /**
+   * OpenTelemetry spans for run executions and step attempts, when `@opentelemetry/api` is installed
+   * (without a registered tracer provider they cost next to nothing). Default true.
+   */
+  tracing?: boolean;
+  /** OpenTelemetry metrics (runs, steps, claims, queue), when `@opentelemetry/api` is installed. Default true. */
+  metrics?: boolean;
+  /**
+   * The queue gauges (due runs, age of the oldest) read the database at most this often, and only when
+   * a metrics reader collects them (one indexed query per interval per process). Default 5000.
+   */
+  queueMetricsIntervalMs?: number;
 }
 
 /** Options fixed when the module is defined (they choose injection tokens). */

@@ -43,8 +43,8 @@ export class DurableStore {
   async insertPendingRun(run: NewRun, manager?: EntityManager): Promise<boolean> {
     const { rows } = await this.db.query(
       `WITH inserted AS (
-         INSERT INTO ${this.s}.runs (id, workflow, version, status, input, deadline, parent_id)
-         VALUES ($1, $2, $3, 'pending', $4::jsonb, now() + $5::bigint * interval '1 millisecond', $6)
+         INSERT INTO ${this.s}.runs (id, workflow, version, status, input, deadline, parent_id, trace_context)
+         VALUES ($1, $2, $3, 'pending', $4::jsonb, now() + $5::bigint * interval '1 millisecond', $6, $8)
          ON CONFLICT (id) DO NOTHING RETURNING id)
        SELECT pg_notify($7, 'run') FROM inserted`,
       [
@@ -55,6 +55,7 @@ export class DurableStore {
         run.timeoutMs ?? null,
         run.parentId ?? null,
         this.channel,
+        run.traceContext ?? null,
       ],
       manager,
     );
@@ -65,11 +66,20 @@ export class DurableStore {
   async insertOwnedRun(run: NewRun, executorId: string): Promise<ClaimedRun | undefined> {
     const { rows } = await this.db.query<ClaimedRun>(
       `INSERT INTO ${this.s}.runs (id, workflow, version, status, input, deadline, parent_id, executor, epoch, attempts,
-         claimed_at)
-       VALUES ($1, $2, $3, 'running', $4::jsonb, now() + $5::bigint * interval '1 millisecond', $6, $7, 1, 1, now())
+         claimed_at, trace_context)
+       VALUES ($1, $2, $3, 'running', $4::jsonb, now() + $5::bigint * interval '1 millisecond', $6, $7, 1, 1, now(), $8)
        ON CONFLICT (id) DO NOTHING
-       RETURNING id, workflow, version, input, epoch, attempts, deadline`,
-      [run.id, run.workflow, run.version, run.input, run.timeoutMs ?? null, run.parentId ?? null, executorId],
+       RETURNING id, workflow, version, input, epoch, attempts, deadline, trace_context`,
+      [
+        run.id,
+        run.workflow,
+        run.version,
+        run.input,
+        run.timeoutMs ?? null,
+        run.parentId ?? null,
+        executorId,
+        run.traceContext ?? null,
+      ],
     );
     return rows[0];
   }
@@ -108,7 +118,7 @@ export class DurableStore {
              LIMIT $4
              FOR UPDATE SKIP LOCKED) due
        WHERE r.id = due.id
-       RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.attempts, r.deadline, r.compensating,
+       RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.attempts, r.deadline, r.compensating, r.trace_context,
          CASE WHEN r.attempts > 1 AND (SELECT x.epoch FROM ${this.s}.runs x WHERE x.id = r.id) = r.epoch - 1 THEN (
            SELECT COALESCE(json_agg(json_build_object('key', s.key, 'name', s.name, 'kind', s.kind,
              'status', s.status, 'output', s.output, 'error', s.error, 'attempts', s.attempts,
@@ -378,6 +388,8 @@ export interface NewRun {
   input: string;
   timeoutMs?: number;
   parentId?: string;
+  /** Trace context of the code that started the run (see ExecutionObserver.startContext). */
+  traceContext?: string;
 }
 
 export interface RunOutcomeRecord {

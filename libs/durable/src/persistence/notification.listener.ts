@@ -9,7 +9,7 @@ const RECONNECT_MS = 1_000;
 
 /**
  * Holds one connection in LISTEN on the schema's channel and turns notifications into events:
- * 'run' (work is available) and 'done:<id>' (a run ended). Reconnects on failure; polling covers gaps.
+ * 'run' (work is available), 'done:<id>' (a run ended) and 'event:<id>' (Durable.setEvent). Reconnects on failure; polling covers gaps.
  * The connection is opened beside the DataSource's pool, with the pool's own settings, rather than
  * taken from it: a connection held for the life of the process would shrink the app's pool by one.
  */
@@ -27,6 +27,11 @@ export class NotificationListener {
     options: DurableOptionsHolder,
   ) {
     this.channel = channelName(options.value.schema);
+  }
+
+  /** Whether the LISTEN connection is up (false between a loss and the reconnect, and when stopped). */
+  get connected(): boolean {
+    return this.client !== undefined;
   }
 
   async start(): Promise<void> {
@@ -81,6 +86,7 @@ export class NotificationListener {
     const payload = message.payload ?? '';
     if (payload === 'run') this.events.emitRunAvailable();
     else if (payload.startsWith('done:')) this.events.emitRunEnded(payload.slice('done:'.length));
+    else if (payload.startsWith('event:')) this.events.emitRunEvent(payload.slice('event:'.length));
   }
 }
 

@@ -45,6 +45,8 @@ export interface ClaimedRun {
   deadline: Date | null;
   /** A cancelled run whose compensations are to run. */
   compensating?: boolean;
+  /** Trace context stored by start(), continued by every execution (null without tracing). */
+  trace_context?: string | null;
   /** Its history, when the claim could read it (see DurableStore.claimRuns). */
   steps?: StepRow[];
 }

@@ -42,9 +42,12 @@ export class RunControlStore {
   }
   /**
    * Cancels a run and its unfinished descendants: marks them cancelled (which fences their executors)
-   * and notifies, so waiters reject and owners abort the step in flight. Returns the ids cancelled.
+   * and notifies, so waiters reject and owners abort the step in flight. Returns the runs cancelled.
    */
-  async cancelRuns(runId: string, error: string): Promise<string[]> {
+  async cancelRuns(
+    runId: string,
+    error: string,
+  ): Promise<{ id: string; workflow: string; version: string }[]> {
     const tree = `WITH RECURSIVE tree AS (
          SELECT id FROM ${this.db.s}.runs WHERE id = $1
          UNION ALL
@@ -58,7 +61,7 @@ export class RunControlStore {
         [runId],
         manager,
       );
-      const { rows } = await this.db.query<{ id: string }>(
+      const { rows } = await this.db.query<{ id: string; workflow: string; version: string }>(
         `${tree},
          cancelled AS (
            UPDATE ${this.db.s}.runs SET status = 'cancelled', error = $2::jsonb, executor = NULL,
@@ -66,13 +69,13 @@ export class RunControlStore {
              compensating = EXISTS (SELECT 1 FROM ${this.db.s}.steps s
                WHERE s.run_id = runs.id AND s.undo_args IS NOT NULL AND s.status = 'succeeded')
            WHERE id IN (SELECT id FROM tree) AND status NOT IN ('succeeded', 'failed', 'cancelled')
-           RETURNING id, compensating)
-         SELECT id, pg_notify($3, 'done:' || id), CASE WHEN compensating THEN pg_notify($3, 'run') END
+           RETURNING id, workflow, version, compensating)
+         SELECT id, workflow, version, pg_notify($3, 'done:' || id), CASE WHEN compensating THEN pg_notify($3, 'run') END
          FROM cancelled`,
         [runId, error, this.db.channel],
         manager,
       );
-      return rows.map((row) => row.id);
+      return rows.map(({ id, workflow, version }) => ({ id, workflow, version }));
     });
   }
   /**

@@ -1,7 +1,8 @@
 import type { MigrationInterface } from 'typeorm';
 import { DEFAULT_SCHEMA } from '../../durable.constants';
 import { assertValidSchemaName } from '../schema-name';
-import { createDurableTablesMigration } from './create-durable-tables';
+import { addRunEventsMigration, addRunEventsSql } from './add-run-events';
+import { createDurableTablesMigration, createDurableTablesSql } from './create-durable-tables';
 
 /**
  * The library's migrations, in order, for the app's DataSource `migrations` list (put them first).
@@ -11,5 +12,11 @@ import { createDurableTablesMigration } from './create-durable-tables';
 export function durableMigrations(options: { schema?: string } = {}): (new () => MigrationInterface)[] {
   const schema = options.schema ?? DEFAULT_SCHEMA;
   assertValidSchemaName(schema);
-  return [createDurableTablesMigration(schema)];
+  return [createDurableTablesMigration(schema), addRunEventsMigration(schema)];
+}
+
+/** Every migration's SQL, in order, for a schema: the whole DDL for raw SQL users. */
+export function durableTablesSql(schema: string = DEFAULT_SCHEMA): string[] {
+  assertValidSchemaName(schema);
+  return [...createDurableTablesSql(schema), ...addRunEventsSql(schema)];
 }

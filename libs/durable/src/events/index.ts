@@ -1,0 +1,2 @@
+export * from './lifecycle-events';
+export { DurableEventLogger } from './durable-event.logger';
