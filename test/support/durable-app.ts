@@ -4,6 +4,7 @@ import {
   INestApplicationContext,
   Logger,
   LogLevel,
+  ModuleMetadata,
   Provider,
 } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
@@ -27,6 +28,8 @@ export interface DurableAppOptions {
   durableModule?: DynamicModule;
   /** Import `ScheduleModule.forRoot()`. Default true (the library requires it; false tests that). */
   schedule?: boolean;
+  /** More modules for the app (e.g. TerminusModule). */
+  imports?: NonNullable<ModuleMetadata['imports']>;
 }
 
 /** Boots a Nest application context with TypeORM (migrations run), ScheduleModule and DurableModule. */
@@ -57,6 +60,7 @@ export async function createDurableApp(options: DurableAppOptions): Promise<INes
         }),
         ...(options.schedule === false ? [] : [ScheduleModule.forRoot()]),
         options.durableModule ?? DurableModule.forRoot(options.durable ?? {}),
+        ...(options.imports ?? []),
       ],
       providers: options.providers,
     })

@@ -64,6 +64,14 @@ import { WorkflowRegistry } from './workflow.registry';
     DurableMetrics,
     QueueStats,
   ],
-  exports: [DurableClient, DurableEvents, QueueStats, NotificationListener, DurableOptionsHolder],
+  // DurableEvents is public; the others are for DurableHealthModule (this module is global).
+  exports: [
+    DurableClient,
+    DurableEvents,
+    QueueStats,
+    NotificationListener,
+    DurableOptionsHolder,
+    DurableDatabase,
+  ],
 })
 export class DurableModule extends DurableConfigurableModule {}

@@ -16,6 +16,9 @@ describe('resolveDurableOptions', () => {
       shutdownTimeoutMs: 10_000,
       maxPayloadBytes: 1024 * 1024,
       preparedStatements: true,
+      tracing: true,
+      metrics: true,
+      queueMetricsIntervalMs: 5_000,
     });
   });
 
@@ -49,6 +52,9 @@ describe('resolveDurableOptions', () => {
     ['maxPayloadBytes', { maxPayloadBytes: 1.5 }],
     ['worker', { worker: 0 }],
     ['preparedStatements', { preparedStatements: 'yes' }],
+    ['tracing', { tracing: 'on' }],
+    ['metrics', { metrics: 1 }],
+    ['queueMetricsIntervalMs', { queueMetricsIntervalMs: 50 }],
     ['unknownOption', { unknownOption: true }],
   ])('rejects a bad %s with InvalidOptionsError naming it', (name, options) => {
     expect(() => resolveDurableOptions(options as never)).toThrow(InvalidOptionsError);

@@ -9,5 +9,6 @@ export { DURABLE_METRICS, DURABLE_TELEMETRY_ATTRIBUTES } from './telemetry';
 export { resolveDurableOptions } from './durable.options';
 export type { Duration } from './duration';
 export * from './errors';
+export * from './health';
 export * from './interfaces';
 export { durableMigrations } from './persistence/migrations';
