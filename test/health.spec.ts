@@ -7,7 +7,14 @@
 import { INestApplicationContext, Injectable, ServiceUnavailableException } from '@nestjs/common';
 import { HealthCheckService, TerminusModule } from '@nestjs/terminus';
 import { Client } from 'pg';
-import { DurableClient, DurableHealthIndicator, DurableHealthModule, Step, Workflow } from 'nest-durable';
+import {
+  DurableClient,
+  DurableHealthDetails,
+  DurableHealthIndicator,
+  DurableHealthModule,
+  Step,
+  Workflow,
+} from 'nest-durable';
 import { createTestDatabase, TestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
 import { sleep, waitUntil } from './support/helpers';
@@ -77,9 +84,11 @@ describe('DurableHealthIndicator (@nestjs/terminus)', () => {
 
     const error = await check({ maxBacklogAge: 10 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ServiceUnavailableException);
-    const body = (error as ServiceUnavailableException).getResponse() as { details: Record<string, any> };
+    const body = (error as ServiceUnavailableException).getResponse() as {
+      details: Record<string, DurableHealthDetails & { status: string }>;
+    };
     expect(body.details.durable.status).toBe('down');
-    expect(body.details.durable.backlog.due).toBe(1);
+    expect(body.details.durable.backlog?.due).toBe(1);
     expect(body.details.durable.problems).toEqual([expect.stringMatching(/^oldest due run waiting/)]);
     // A generous threshold: up.
     expect((await check({ maxBacklogAge: '1h' })).status).toBe('ok');
