@@ -6,10 +6,11 @@ import { DEFAULT_VERSION, WORKFLOW_NAME_SYMBOL } from './durable.constants';
 import { messages } from './durable.messages';
 import { DurableOptionsHolder } from './durable.options';
 import { DurableWorker } from './durable.worker';
-import { toOptionalMilliseconds } from './duration';
+import { Duration, toOptionalMilliseconds } from './duration';
 import { DurableEvents } from './engine/durable.events';
 import { ExecutionObserver } from './engine/execution.observer';
 import { RunResultWaiter } from './engine/run-result.waiter';
+import { RunEvents, RunStreamItem, RunStreamOptions } from './events/run-events';
 import {
   InvalidArgumentError,
   RunConflictError,
@@ -56,8 +57,9 @@ export class DurableClient {
     private readonly options: DurableOptionsHolder,
     private readonly transactions: TransactionContext,
     private readonly control: RunControlStore,
-    private readonly events: DurableEvents,
+    private readonly bus: DurableEvents,
     private readonly observer: ExecutionObserver,
+    private readonly runEvents: RunEvents,
   ) {}
 
   /**
@@ -113,7 +115,7 @@ export class DurableClient {
 
   private started(run: NewRun): void {
     const { id: runId, workflow, version, parentId } = run;
-    this.events.emit({ type: 'run.started', runId, workflow, version, ...(parentId ? { parentId } : {}) });
+    this.bus.emit({ type: 'run.started', runId, workflow, version, ...(parentId ? { parentId } : {}) });
   }
 
   /** A handle on a run by id (not checked until used). */
@@ -175,6 +177,35 @@ export class DurableClient {
   }
 
   /**
+   * The latest value a run published under `key` with Durable.setEvent. Waits (through NOTIFY, not by
+   * polling) until it is set; resolves undefined if the run ends without setting it or `timeout` passes.
+   * @example const progress = await client.getEvent<Progress>(runId, 'progress', { timeout: '10s' });
+   */
+  async getEvent<T = unknown>(
+    id: string,
+    key: string,
+    options: { timeout?: Duration } = {},
+  ): Promise<T | undefined> {
+    assertValidId('run id', id);
+    assertValidId('event key', key);
+    return this.runEvents.get<T>(id, key, toOptionalMilliseconds(options.timeout));
+  }
+
+  /**
+   * A run's events (Durable.setEvent), in order, as they are published, then one `finished` item when
+   * the run has ended; from `after` (an event number, e.g. SSE's Last-Event-ID). Stops when `signal`
+   * aborts. Throws RunNotFoundError for an unknown run.
+   * @example for await (const item of client.events(runId)) if (item.type === 'event') send(item);
+   */
+  events(id: string, options: RunStreamOptions = {}): AsyncIterable<RunStreamItem> {
+    assertValidId('run id', id);
+    const after = options.after ?? 0;
+    if (!Number.isSafeInteger(after) || after < 0)
+      throw new InvalidArgumentError('events(): `after` must be a non-negative integer (an event number).');
+    return this.runEvents.stream(id, options);
+  }
+
+  /**
    * Sends a signal to a run that has not finished. It is stored, so a signal sent before the workflow
    * waits for it is not lost; the first matching Durable.waitForSignal consumes it.
    * @example await client.signal(runId, 'approval', { approvedBy: 'ops@acme.test' });
@@ -207,7 +238,7 @@ export class DurableClient {
     };
     const cancelled = await this.control.cancelRuns(id, JSON.stringify(error));
     for (const { id: runId, workflow, version } of cancelled) {
-      this.events.emit({ type: 'run.finished', runId, workflow, version, status: 'cancelled', error });
+      this.bus.emit({ type: 'run.finished', runId, workflow, version, status: 'cancelled', error });
     }
     if (cancelled.length > 0) return true;
     if ((await this.store.findRunWorkflow(id)) === undefined)

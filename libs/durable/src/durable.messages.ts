@@ -45,6 +45,8 @@ export const messages = {
     `Cannot send signal "${name}" to run "${id}": it is ${status}. Signals go to runs that have not finished.`,
   resumeNotAllowed: (id: string, status: string) =>
     `Cannot resume run "${id}": it is ${status}. Only failed or cancelled runs can be resumed.`,
+  setEventInsideStep: () =>
+    'Durable.setEvent() cannot be called inside a @Step: call it from the workflow method itself.',
   signalInsideStep: () =>
     'Durable.waitForSignal() cannot be called inside a @Step: call it from the workflow method itself.',
   startNotCommitted: (id: string) =>

@@ -13,7 +13,7 @@ import { Compensator } from './engine/compensator';
 import { DurableCallInterceptor } from './engine/durable-call.interceptor';
 import { DurableEvents } from './engine/durable.events';
 import { ExecutionObserver } from './engine/execution.observer';
-import { DurableEventLogger } from './events';
+import { DurableEventLogger, RunEvents, RunEventsStore } from './events';
 import { RunResultWaiter } from './engine/run-result.waiter';
 import { StepRunner } from './engine/step.runner';
 import { WaitRunner } from './engine/wait.runner';
@@ -59,6 +59,8 @@ import { WorkflowRegistry } from './workflow.registry';
     DurableCallInterceptor,
     TransactionContext,
     DurableEventLogger,
+    RunEvents,
+    RunEventsStore,
     DurableTracing,
     { provide: ExecutionObserver, useExisting: DurableTracing },
     DurableMetrics,

@@ -58,6 +58,21 @@ export class Durable {
     return scope.execution.waits.waitForSignal(scope.execution, name, timeoutMs) as Promise<T | undefined>;
   }
 
+  /**
+   * Publishes progress of the run: appends `value` under `key` to the run's event stream, for
+   * `client.getEvent(runId, key)` (the latest value of a key) and `client.events(runId)` (every event,
+   * in order: e.g. server-sent events). Durable: recorded as a step (`$event:<key>#n`) in the same
+   * statement, so a replay does not append it again. Call it from the workflow method, not inside a step.
+   * @example await Durable.setEvent('progress', { stage: 'database', done: 2, of: 6 });
+   */
+  static setEvent(key: string, value: unknown): Promise<void> {
+    assertValidId('event key', key);
+    const scope = durableScope.getStore();
+    if (!scope) throw new OutsideWorkflowError(messages.outsideWorkflow('Durable.setEvent()'));
+    if (scope.step) throw new OutsideWorkflowError(messages.setEventInsideStep());
+    return scope.execution.runEvents!.set(scope.execution, key, value);
+  }
+
   /** Inside a @Step({ transactional: true }): the EntityManager of the step's transaction. */
   static manager(): EntityManager {
     const manager = durableScope.getStore()?.step?.manager;

@@ -5,6 +5,7 @@ export { DurableClient, WorkflowRef } from './durable.client';
 export { DurableModule } from './durable.module';
 export { DurableEvents } from './engine/durable.events';
 export * from './events/lifecycle-events';
+export type { RunStreamItem, RunStreamOptions } from './events/run-events';
 export { DURABLE_METRICS, DURABLE_TELEMETRY_ATTRIBUTES } from './telemetry';
 export { resolveDurableOptions } from './durable.options';
 export type { Duration } from './duration';

@@ -87,7 +87,8 @@ export class CheckpointWriter {
     );
   }
 
-  private async withRetries<T>(write: () => Promise<T>): Promise<T> {
+  /** Runs a fenced write, again after a transient database error (it must be idempotent). */
+  async withRetries<T>(write: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await write();

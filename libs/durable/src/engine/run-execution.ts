@@ -1,4 +1,5 @@
 import type { StepRow, ClaimedRun, Lease } from '../persistence/row-types';
+import type { RunEvents } from '../events/run-events';
 import type { WaitRunner } from './wait.runner';
 
 /** Why an execution stopped before its workflow returned. */
@@ -28,6 +29,8 @@ export class RunExecution {
     steps: StepRow[],
     /** Durable waits of this execution (Durable.sleep / Durable.waitForSignal). */
     readonly waits: WaitRunner,
+    /** The run's event stream (Durable.setEvent). */
+    readonly runEvents?: RunEvents,
   ) {
     this.lease = { runId: run.id, executorId, epoch: run.epoch };
     this.recorded = new Map(steps.map((step) => [step.key, step]));

@@ -7,6 +7,7 @@ import { DurableStore, RunOutcomeRecord } from '../persistence/durable.store';
 import { decodeJson, encodeJson } from '../persistence/json-codec';
 import type { ClaimedRun } from '../persistence/row-types';
 import { WorkflowRegistry } from '../workflow.registry';
+import { RunEvents } from '../events/run-events';
 import { runOutcomeEvents, runRef } from '../events/run-outcome-events';
 import { DurableEvents, RunEnded } from './durable.events';
 import { Compensator } from './compensator';
@@ -32,12 +33,13 @@ export class WorkflowExecutor {
     private readonly compensator: Compensator,
     private readonly events: DurableEvents,
     private readonly observer: ExecutionObserver,
+    private readonly runEvents: RunEvents,
   ) {}
 
   /** Runs claimed for the first time have no history, and a claim reads the others': no read here. */
   async prepare(run: ClaimedRun): Promise<RunExecution> {
     const steps = run.steps ?? (run.attempts > 1 ? await this.store.loadSteps(run.id) : []);
-    return new RunExecution(run, this.options.value.executorId, steps, this.waits);
+    return new RunExecution(run, this.options.value.executorId, steps, this.waits, this.runEvents);
   }
 
   /** Returns how the run ended, when it ended here (the worker announces it once its slot is free). */
