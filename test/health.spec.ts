@@ -91,7 +91,7 @@ describe('DurableHealthIndicator (@nestjs/terminus)', () => {
     expect(body.details.durable.backlog?.due).toBe(1);
     expect(body.details.durable.problems).toEqual([expect.stringMatching(/^oldest due run waiting/)]);
     // A generous threshold: up.
-    expect((await check({ maxBacklogAge: '1h' })).status).toBe('ok');
+    expect((await check({ maxBacklogAge: '1h', maxHeartbeatAge: '1m' })).status).toBe('ok');
   });
 
   it('is down when the heartbeat is older than allowed', async () => {
@@ -110,7 +110,7 @@ describe('DurableHealthIndicator (@nestjs/terminus)', () => {
     const down = await waitUntil(
       'the indicator to report the LISTEN connection down',
       async () => {
-        const result = await indicator().isHealthy('durable', { maxBacklogAge: '1h' });
+        const result = await indicator().isHealthy('durable', { maxBacklogAge: '1h', maxHeartbeatAge: '1m' });
         return result.durable.listening ? undefined : result;
       },
       15_000,
@@ -121,7 +121,8 @@ describe('DurableHealthIndicator (@nestjs/terminus)', () => {
     await waitUntil(
       'the indicator to be up again',
       async () =>
-        (await indicator().isHealthy('durable', { maxBacklogAge: '1h' })).durable.status === 'up'
+        (await indicator().isHealthy('durable', { maxBacklogAge: '1h', maxHeartbeatAge: '1m' })).durable
+          .status === 'up'
           ? true
           : undefined,
       15_000,

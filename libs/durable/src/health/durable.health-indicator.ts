@@ -11,7 +11,7 @@ import { QueueStats } from '../telemetry';
 export interface DurableHealthOptions {
   /** The oldest due, unclaimed run may wait this long. Default '5m'. */
   maxBacklogAge?: Duration;
-  /** This replica's last heartbeat may be this old (worker processes). Default twice `heartbeatMs`. */
+  /** This replica's last heartbeat may be this old (worker processes). Default half the lease (`leaseMs / 2`). */
   maxHeartbeatAge?: Duration;
   /** Bound on the database round trip of the check. Default '5s'. */
   timeout?: Duration;
@@ -63,9 +63,9 @@ export class DurableHealthIndicator {
     key: Key = 'durable' as Key,
     options: DurableHealthOptions = {},
   ): Promise<DurableHealthResult<Key>> {
-    const { executorId, worker, heartbeatMs } = this.options.value;
+    const { executorId, worker, leaseMs } = this.options.value;
     const maxBacklogMs = toMilliseconds(options.maxBacklogAge ?? '5m');
-    const maxHeartbeatMs = toMilliseconds(options.maxHeartbeatAge ?? 2 * heartbeatMs);
+    const maxHeartbeatMs = toMilliseconds(options.maxHeartbeatAge ?? Math.floor(leaseMs / 2));
     const timeoutMs = toMilliseconds(options.timeout ?? '5s');
     const details: DurableHealthDetails = {
       executorId,
