@@ -3,7 +3,7 @@ import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.data/**', '.scratch/**', '**/*.d.ts'] },
+  { ignores: ['**/dist/**', 'node_modules/**', 'coverage/**', '.data/**', '.scratch/**', '**/*.d.ts'] },
   tseslint.configs.recommended,
   {
     rules: {
