@@ -11,11 +11,13 @@ import {
   DurableClient,
   durableMigrations,
   DurableModule,
+  InvalidOptionsError,
   StartNotCommittedError,
   Step,
   Workflow,
 } from 'nest-durable';
 import { createTestDatabase } from './support/database';
+import { createDurableApp } from './support/durable-app';
 
 /** Business rows written by transactional steps; no unique constraint, so duplicates would show. */
 const LEDGER = `CREATE TABLE IF NOT EXISTS ledger (run_id text NOT NULL, entry text NOT NULL, amount int NOT NULL)`;
@@ -194,7 +196,7 @@ describe('transactions', () => {
       await manager.query(`INSERT INTO ledger (run_id, entry, amount) VALUES ('outbox-2', 'order', 1)`);
       return client.start('charge', [10], { id: 'outbox-2', manager });
     });
-    await expect(handle.result({ timeout: '10s' })).resolves.toBe('debited 10');
+    await expect(handle.result({ timeout: '60s' })).resolves.toBe('debited 10');
     expect(await ledger('outbox-2')).toEqual(['debit', 'debit-cls', 'order']);
   });
 
@@ -210,7 +212,7 @@ describe('transactions', () => {
 
   it('a direct workflow call inside a transactional step fails clearly, without retries', async () => {
     const handle = await client.start('chargeTwiceFromStep', [], { id: 'nested-call' });
-    await expect(handle.result({ timeout: '10s' })).rejects.toMatchObject({
+    await expect(handle.result({ timeout: '60s' })).rejects.toMatchObject({
       cause: { name: 'StartNotCommittedError' },
     });
     const info = await client.status('nested-call');
@@ -223,7 +225,7 @@ describe('transactions', () => {
     payments.failNextCommit.add('tx-once');
     const bodyRunsBefore = payments.bodyRuns;
     const handle = await client.start('charge', [7], { id: 'tx-once' });
-    await expect(handle.result({ timeout: '15s' })).resolves.toBe('debited 7');
+    await expect(handle.result({ timeout: '60s' })).resolves.toBe('debited 7');
     expect(payments.bodyRuns - bodyRunsBefore).toBe(2);
     expect(payments.txSeenByCls).toBe(true);
     expect(await ledger('tx-once')).toEqual(['debit', 'debit-cls']);
@@ -257,7 +259,7 @@ describe('transactions', () => {
     await dataSource.query(
       `UPDATE durable.runs SET status = 'pending', executor = NULL WHERE id = 'tx-fenced'`,
     );
-    await expect(handle.result({ timeout: '10s' })).resolves.toBe('debited 3');
+    await expect(handle.result({ timeout: '60s' })).resolves.toBe('debited 3');
     expect(await ledger('tx-fenced')).toEqual(['debit', 'debit-cls']);
   });
 
@@ -266,7 +268,7 @@ describe('transactions', () => {
     for (let i = 0; i < 200 && !payments.slowStepStarted; i++) await new Promise((r) => setTimeout(r, 10));
     expect(payments.slowStepStarted).toBe(true);
     await client.cancel('tx-cancelled', 'stop');
-    await expect(handle.result({ timeout: '5s' })).rejects.toMatchObject({ name: 'RunCancelledError' });
+    await expect(handle.result({ timeout: '60s' })).rejects.toMatchObject({ name: 'RunCancelledError' });
     await new Promise((r) => setTimeout(r, 1_000)); // past the pause: the body tried its second write
     expect(await ledger('tx-cancelled')).toEqual([]);
     expect((await client.status('tx-cancelled'))!.steps).toEqual([]);
@@ -292,8 +294,30 @@ describe('transactions', () => {
       expect(await ledger('cls-rollback')).toEqual([]);
 
       await signup.register('cls-commit', false);
-      await expect(client.handle('cls-commit').result({ timeout: '10s' })).resolves.toBe('debited 5');
+      await expect(client.handle('cls-commit').result({ timeout: '60s' })).resolves.toBe('debited 5');
       expect(await ledger('cls-commit')).toEqual(['debit', 'debit-cls', 'signup']);
+    });
+
+    it('a TransactionHost for the DataSource that the library cannot drive fails the boot', async () => {
+      // Looks like an incompatible @nestjs-cls/transactional's host: bound to the DataSource, no withTransaction.
+      const IncompatibleHost = class TransactionHost {
+        constructor(private readonly source: DataSource) {}
+        get tx(): EntityManager {
+          return this.source.manager;
+        }
+      };
+      const boot = createDurableApp({
+        url: database.url,
+        providers: [
+          {
+            provide: 'IncompatibleHost',
+            inject: [getDataSourceToken()],
+            useFactory: (source: DataSource) => new IncompatibleHost(source),
+          },
+        ],
+      });
+      await expect(boot).rejects.toBeInstanceOf(InvalidOptionsError);
+      await expect(boot).rejects.toThrow(/TransactionHost registered for the DataSource of DurableModule/);
     });
   });
 });

@@ -33,6 +33,9 @@ export const messages = {
     `Run "${runId}" was cancelled${reason ? `: ${reason}` : ''}.`,
   outsideWorkflow: (api: string) =>
     `${api} can only be called inside a running @Workflow method (or a @Step it calls).`,
+  unusableTransactionHost: () =>
+    'The TransactionHost registered for the DataSource of DurableModule (@nestjs-cls/transactional) lacks withTransaction or isTransactionActive, ' +
+    'so transactional steps could not share their transaction with @Transactional() code. Use @nestjs-cls/transactional 3.x.',
   outsideTransactionalStep: () =>
     'Durable.manager() can only be called inside a @Step({ transactional: true }) method.',
   requestScoped: (className: string) =>

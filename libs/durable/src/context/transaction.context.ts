@@ -1,36 +1,28 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { DiscoveryService } from '@nestjs/core';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { DURABLE_DATA_SOURCE } from '../durable.constants';
+import { messages } from '../durable.messages';
+import { InvalidOptionsError } from '../errors/invalid-options.error';
 import { durableScope } from './durable-scope';
 
 /** Isolation levels a transactional step may ask for. */
 export type StepIsolationLevel = 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
 
-/** The parts of @nestjs-cls/transactional's TransactionHost the library uses (an optional peer). */
+/**
+ * The parts of @nestjs-cls/transactional's TransactionHost the library uses. That optional peer is
+ * never imported (a `require` fails in an ES module build, and an app may load another copy of the
+ * package than the library would): the host is the instance the app registered, found among the app's
+ * providers, so the integration works the same from CommonJS and ES module apps and builds.
+ */
 interface TransactionHostLike {
   isTransactionActive(): boolean;
   readonly tx: unknown;
   withTransaction<R>(propagation: string, options: object, fn: () => Promise<R>): Promise<R>;
 }
 
-interface ClsTransactionalModule {
-  TransactionHost: { getInstance(connectionName?: string): TransactionHostLike };
-  Propagation: { RequiresNew: string };
-}
-
-let clsTransactional: ClsTransactionalModule | null | undefined;
-
-function loadClsTransactional(): ClsTransactionalModule | null {
-  if (clsTransactional === undefined) {
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      clsTransactional = require('@nestjs-cls/transactional') as ClsTransactionalModule;
-    } catch {
-      clsTransactional = null;
-    }
-  }
-  return clsTransactional;
-}
+/** `Propagation.RequiresNew`; withTransaction throws on a value it does not know, never ignores it. */
+const REQUIRES_NEW = 'REQUIRES_NEW';
 
 /**
  * Finds the transaction a call should join and opens step transactions. The ambient transaction is,
@@ -42,7 +34,10 @@ export class TransactionContext {
   /** The host once found; `null` once the app has booted without one (looked up on every call before). */
   private host?: TransactionHostLike | null;
 
-  constructor(@Inject(DURABLE_DATA_SOURCE) private readonly dataSource: DataSource) {}
+  constructor(
+    @Inject(DURABLE_DATA_SOURCE) private readonly dataSource: DataSource,
+    private readonly discovery: DiscoveryService,
+  ) {}
 
   /** The EntityManager of the transaction the current call runs in, if any. */
   ambientManager(): EntityManager | undefined {
@@ -64,9 +59,8 @@ export class TransactionContext {
   ): Promise<T> {
     const host = this.clsHost();
     if (host) {
-      const { Propagation } = loadClsTransactional()!;
       const options = isolation ? { isolationLevel: isolation } : {};
-      return host.withTransaction(Propagation.RequiresNew, options, async () => {
+      return host.withTransaction(REQUIRES_NEW, options, async () => {
         const manager = host.tx as EntityManager;
         await manager.query(opening);
         return fn(manager);
@@ -100,18 +94,46 @@ export class TransactionContext {
     return host;
   }
 
+  /**
+   * The app's TransactionHost bound to this DataSource (the default host first, then a named one).
+   * A host bound to it that lacks what the library calls fails loudly: steps would otherwise run in
+   * another transaction than the one `@Transactional()` code uses.
+   */
   private findClsHost(): TransactionHostLike | undefined {
-    const module = loadClsTransactional();
-    if (!module) return undefined;
-    let host: TransactionHostLike;
-    try {
-      host = module.TransactionHost.getInstance();
-    } catch {
-      return undefined;
+    let found: { host: TransactionHostLike; isDefault: boolean } | undefined;
+    for (const wrapper of this.discovery.getProviders()) {
+      const host = readProvider(wrapper, this.dataSource);
+      if (!host) continue;
+      const isDefault = wrapper.token === wrapper.metatype;
+      if (!found || (isDefault && !found.isDefault)) found = { host, isDefault };
     }
-    const manager = host.tx as Partial<EntityManager> | undefined;
-    return manager?.connection === this.dataSource ? host : undefined;
+    return found?.host;
   }
+}
+
+type ProviderWrapper = ReturnType<DiscoveryService['getProviders']>[number];
+
+/**
+ * The provider's instance when it is a TransactionHost whose manager belongs to `dataSource`; one
+ * named TransactionHost but without the methods the library calls is an error.
+ */
+function readProvider(wrapper: ProviderWrapper, dataSource: DataSource): TransactionHostLike | undefined {
+  let host: Partial<TransactionHostLike>;
+  let usable: boolean;
+  let named: boolean;
+  try {
+    host = wrapper.instance as Partial<TransactionHostLike>;
+    if (typeof host !== 'object' || host === null || !('tx' in host)) return undefined;
+    // Outside a transaction `tx` is the adapter's fallback: for TypeORM, the DataSource's manager.
+    if ((host.tx as Partial<EntityManager> | null | undefined)?.connection !== dataSource) return undefined;
+    usable = typeof host.withTransaction === 'function' && typeof host.isTransactionActive === 'function';
+    named = host.constructor?.name === 'TransactionHost';
+  } catch {
+    return undefined; // e.g. a strict nestjs-cls proxy provider read outside its context: not a host
+  }
+  if (usable) return host as TransactionHostLike;
+  if (named) throw new InvalidOptionsError(messages.unusableTransactionHost());
+  return undefined;
 }
 
 /**
