@@ -45,7 +45,9 @@ module.exports = {
   globalSetup: './test/support/global-setup.mjs',
   globalTeardown: './test/support/global-teardown.mjs',
   setupFilesAfterEnv: ['<rootDir>/test/support/jest-setup.ts'],
-  testTimeout: 60_000,
+  // Generous: on a loaded machine a test that boots and kills processes can take minutes; tests wait for
+  // events with generous limits and assert on outcomes, never on how fast something happened.
+  testTimeout: 180_000,
   maxWorkers: 2,
   // No forceExit: a leaked handle (an unclosed pool, a timer, a child process) is reported by Jest
   // ("did not exit one second after..."), and test/support/global-teardown.mjs ends the process a

@@ -271,7 +271,7 @@ describe('non-serializable values', () => {
     'a step output with a %s fails the run with NonSerializableError naming step and path, not retried',
     async (kind) => {
       const handle = await client.start('produce', [kind]);
-      const error = await failureOf(within(5_000, handle.result()));
+      const error = await failureOf(within(60_000, handle.result()));
       expect(error.cause.name).toBe('NonSerializableError');
       expect(error.cause.message).toContain('emit#1');
       expect(error.cause.message).toContain(UNSTORABLE[kind].path);
@@ -315,7 +315,7 @@ describe('non-serializable values', () => {
 
   it('a non-serializable workflow output fails the run with NonSerializableError', async () => {
     const handle = await client.start('returnsFunction', []);
-    const error = await failureOf(within(5_000, handle.result()));
+    const error = await failureOf(within(60_000, handle.result()));
     expect(error.cause.name).toBe('NonSerializableError');
     expect(error.cause.message).toContain('$.callback');
     expect((await handle.status()).steps.map((s) => s.status)).toEqual(['succeeded']);
@@ -354,7 +354,7 @@ describe('hostile ids', () => {
     async (_, id) => {
       const handle = await client.start('echo', [id], { id });
       expect(handle.id).toBe(id);
-      await expect(within(5_000, handle.result())).resolves.toBe(id);
+      await expect(within(60_000, handle.result())).resolves.toBe(id);
       const info = await client.status(id);
       expect(info).toMatchObject({ id, status: 'succeeded', input: [id], output: id });
       expect(await runRows(id)).toEqual([{ id, workflow: 'echo', status: 'succeeded' }]);
@@ -448,14 +448,14 @@ describe('maxPayloadBytes', () => {
 
   it('the limit counts UTF-8 bytes: an input of exactly the limit passes, one multi-byte character more fails', async () => {
     const exact = await smallClient.start('big', inputOf(LIMIT));
-    await expect(within(5_000, exact.result())).resolves.toEqual({ a: 0, pad: '' });
+    await expect(within(60_000, exact.result())).resolves.toEqual({ a: 0, pad: '' });
     const withAccent = ['é'.repeat((LIMIT - '["",0,0]'.length) / 2 + 1), 0, 0]; // 2 bytes per é
     await expect(smallClient.start('big', withAccent)).rejects.toBeInstanceOf(PayloadTooLargeError);
   });
 
   it('a step output over the limit fails the step at once (attempts 1) and the run', async () => {
     const handle = await smallClient.start('big', [0, 0, LIMIT * 2]);
-    const error = await failureOf(within(5_000, handle.result()));
+    const error = await failureOf(within(60_000, handle.result()));
     expect(error.cause.name).toBe('PayloadTooLargeError');
     expect(error.cause.message).toContain('sized#1');
     const info = await handle.status();
@@ -464,14 +464,14 @@ describe('maxPayloadBytes', () => {
 
   it('a workflow output over the limit fails the run with PayloadTooLargeError', async () => {
     const handle = await smallClient.start('big', [0, LIMIT * 2, 10]);
-    const error = await failureOf(within(5_000, handle.result()));
+    const error = await failureOf(within(60_000, handle.result()));
     expect(error.cause.name).toBe('PayloadTooLargeError');
     expect((await handle.status()).steps.map((s) => [s.key, s.status])).toEqual([['sized#1', 'succeeded']]);
   });
 
   it('the default app (1 MiB limit) takes the same payloads', async () => {
     const handle = await client.start('big', [0, LIMIT * 2, LIMIT * 2]);
-    await expect(within(5_000, handle.result())).resolves.toMatchObject({ a: LIMIT * 2 });
+    await expect(within(60_000, handle.result())).resolves.toMatchObject({ a: LIMIT * 2 });
   });
 });
 

@@ -89,7 +89,7 @@ describe('compensation (sagas)', () => {
   it('a failure undoes the completed steps in reverse order, then fails the run', async () => {
     saga.failAt.set('t1', 'configureDns');
     const handle = await client.start('provision', ['t1'], { id: 'saga-fail' });
-    await expect(handle.result({ timeout: '10s' })).rejects.toBeInstanceOf(WorkflowFailedError);
+    await expect(handle.result({ timeout: '60s' })).rejects.toBeInstanceOf(WorkflowFailedError);
     expect(saga.log.filter((line) => line.includes('t1'))).toEqual([
       'reserve t1',
       'create t1 10',
@@ -111,7 +111,7 @@ describe('compensation (sagas)', () => {
     saga.failAt.set('t2', 'createDatabase');
     saga.undoFails.add('t2');
     const handle = await client.start('provision', ['t2'], { id: 'saga-undo-fails' });
-    await expect(handle.result({ timeout: '10s' })).rejects.toBeInstanceOf(WorkflowFailedError);
+    await expect(handle.result({ timeout: '60s' })).rejects.toBeInstanceOf(WorkflowFailedError);
     expect(await keys('saga-undo-fails')).toEqual([
       'reserveQuota#1:succeeded',
       'createDatabase#1:failed',
@@ -128,21 +128,21 @@ describe('compensation (sagas)', () => {
     await eventually(
       () => keys('saga-cancel'),
       (k) => k.length === 2,
-      5_000,
+      60_000,
     );
     expect(await client.cancel('saga-cancel', 'customer left')).toBe(true);
     // The owner hears of the cancel through NOTIFY and aborts the step in flight.
     await eventually(
       async () => saga.signals.get('t3')?.aborted,
       (aborted) => aborted === true,
-      5_000,
+      60_000,
     );
     held.open();
-    await expect(handle.result({ timeout: '5s' })).rejects.toMatchObject({ name: 'RunCancelledError' });
+    await expect(handle.result({ timeout: '60s' })).rejects.toMatchObject({ name: 'RunCancelledError' });
     const done = await eventually(
       () => keys('saga-cancel'),
       (k) => k.length === 4,
-      5_000,
+      60_000,
     );
     expect(done).toEqual([
       'reserveQuota#1:succeeded',

@@ -9,8 +9,6 @@ import { createTestDatabase, TestDatabase } from './support/database';
 import { countLines, sleep, waitUntil } from './support/helpers';
 import { WorkerProcess, WorkerSet } from './support/workers';
 
-jest.setTimeout(60_000);
-
 const FIXTURE = join(__dirname, 'fixtures', 'crash-worker.ts');
 
 /** Short timings for the multi-process tests (ms). */
@@ -18,6 +16,8 @@ const LEASE_MS = 1_500;
 const HEARTBEAT_MS = 300;
 const POLL_MS = 200;
 const FAST = { LEASE_MS, HEARTBEAT_MS, POLL_MS };
+/** How long a test waits for an event (a run finishing, a line): generous, as a loaded machine is slow. */
+const WAIT_MS = 60_000;
 
 interface StepRow {
   key: string;
@@ -55,7 +55,6 @@ const workers = new WorkerSet({
     POLL_MS: '',
     CONCURRENCY: '',
   },
-  bootMs: 30_000,
 });
 
 beforeEach(async () => {
@@ -125,7 +124,7 @@ function eventually<T>(what: string, check: () => Promise<T | undefined>, timeou
   });
 }
 
-async function succeeded(id: string, timeoutMs: number): Promise<RunRow> {
+async function succeeded(id: string, timeoutMs = WAIT_MS): Promise<RunRow> {
   return eventually(
     `run ${id} to succeed`,
     async () => {
@@ -170,8 +169,10 @@ const ALL_STEPS = ['step1#1', 'step2#1', 'step3#1', 'step4#1'];
 
 describe('crash recovery (real processes, real PostgreSQL)', () => {
   it('kill -9 inside step 2: a restart with the same executor id resumes at once and finishes', async () => {
-    // Default lease (30 s): only the startup recovery of this executor's own runs can resume it quickly.
-    const first = await workers.start('exec-same', { BLOCK_AT: 'step2', START: 1, POLL_MS });
+    // A lease far longer than the wait below: only the startup recovery of this executor's own runs can
+    // resume it, never the expiry of the dead life's lease.
+    const lease = { POLL_MS, LEASE_MS: 3_600_000 };
+    const first = await workers.start('exec-same', { BLOCK_AT: 'step2', START: 1, ...lease });
     await first.waitFor(/^BLOCKED run-1 step2$/);
     await first.kill('SIGKILL');
 
@@ -180,10 +181,8 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
     expect((await steps('run-1')).map((s) => s.key)).toEqual(['step1#1']);
     expect(await effects('run-1')).toEqual({ step1: 1, step2: 1 });
 
-    const restartedAt = Date.now();
-    const second = await workers.start('exec-same', { POLL_MS });
-    const done = await succeeded('run-1', 10_000);
-    expect(Date.now() - restartedAt).toBeLessThan(15_000); // far below the 30 s lease
+    const second = await workers.start('exec-same', lease);
+    const done = await succeeded('run-1');
     expect(second.lines().some((line) => /Recovered 1 /.test(line))).toBe(true); // the startup sweep did it
 
     expect(await effects('run-1')).toEqual({ step1: 1, step2: 2, step3: 1, step4: 1 });
@@ -206,7 +205,7 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
     expect(await run('run-1')).toMatchObject({ status: 'running', executor: 'exec-same', epoch: 1 });
     // The run must not stay stuck, though: this process heartbeats under the same executor id, so no
     // replica will ever see that owner's heartbeat expire; the periodic sweep has to give the run back.
-    const done = await succeeded('run-1', LEASE_MS + POLL_MS + 8_000);
+    const done = await succeeded('run-1');
     expect(done).toMatchObject({ attempts: 2, epoch: 2 });
     expect(done.output!.finishedBy).toBe(second.pid);
     expect(await effects('run-1')).toEqual({ step1: 1, step2: 2, step3: 1, step4: 1 });
@@ -222,7 +221,7 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
     const second = await workers.start('exec-replay', { POLL_MS });
     // Starting an existing id returns its handle (ids are idempotency keys); result() gives the output.
     second.send('START run-1 1');
-    const resultLine = await second.waitFor(/^RESULT run-1 /, 15_000);
+    const resultLine = await second.waitFor(/^RESULT run-1 /);
     const result = JSON.parse(resultLine.slice('RESULT run-1 '.length)) as {
       outputs: { step: string; rand: number; pid: number; at: string }[];
       finishedBy: number;
@@ -265,19 +264,14 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
     await a.kill('SIGKILL');
     const killedAt = Date.now();
     const takenOver = await Promise.all(
-      runs.map((id) =>
-        b
-          .waitFor(new RegExp(`^STEP_STARTED ${id} step2 `), LEASE_MS + POLL_MS + 10_000)
-          .then(() => Date.now() - killedAt),
-      ),
+      runs.map((id) => b.waitFor(new RegExp(`^STEP_STARTED ${id} step2 `)).then(() => Date.now() - killedAt)),
     );
-    for (const id of runs) await succeeded(id, 10_000);
+    for (const id of runs) await succeeded(id);
 
     for (const elapsed of takenOver) {
-      // Not before A's lease can have expired (its last heartbeat was at most HEARTBEAT_MS before the kill)...
+      // Not before A's lease can have expired (its last heartbeat was at most HEARTBEAT_MS before the kill);
+      // how soon after is a matter of speed (npm run bench), not asserted here.
       expect(elapsed).toBeGreaterThanOrEqual(LEASE_MS - HEARTBEAT_MS - 200);
-      // ...and within lease + poll interval, plus slack for a loaded CI machine.
-      expect(elapsed).toBeLessThanOrEqual(LEASE_MS + POLL_MS + 3_000);
     }
     for (const id of runs) {
       expect(await run(id)).toMatchObject({ status: 'succeeded', attempts: 2, epoch: 2, executor: null });
@@ -302,7 +296,7 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
     const frozenAt = Date.now();
     expect(stepDone(a, 'run-1', 'step2')).toBeUndefined();
 
-    const finished = await succeeded('run-1', LEASE_MS + 10_000);
+    const finished = await succeeded('run-1');
     expect(finished).toMatchObject({ attempts: 2, epoch: 2, executor: null });
     expect(finished.output!.finishedBy).toBe(b.pid);
     const stepsByB = await steps('run-1');
@@ -311,13 +305,13 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
     await sleep(Math.max(0, BLOCK_MS + 500 - (Date.now() - frozenAt)));
 
     await a.kill('SIGCONT');
-    await a.waitFor(/^STEP_DONE run-1 step2 /, 10_000);
-    const warning = await a.waitFor(/no longer owned/, 10_000);
+    await a.waitFor(/^STEP_DONE run-1 step2 /);
+    const warning = await a.waitFor(/no longer owned/);
     expect(warning).toContain('run-1');
     // A still works: it answers, and the result of the run it lost is B's (read from the database).
     a.send('PING 1');
-    await a.waitFor(/^PONG 1$/, 5_000);
-    const resultLine = await a.waitFor(/^RESULT run-1 /, 10_000);
+    await a.waitFor(/^PONG 1$/);
+    const resultLine = await a.waitFor(/^RESULT run-1 /);
     expect(JSON.parse(resultLine.slice('RESULT run-1 '.length)).finishedBy).toBe(b.pid);
     await sleep(1_000); // give a zombie that did not stop time to go on to step 3
     expect(a.alive()).toBe(true);
@@ -336,9 +330,9 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
 
     // And A goes on executing new runs normally.
     a.send('START after-1 9');
-    await a.waitFor(/^BLOCKED after-1 step2$/, 10_000);
+    await a.waitFor(/^BLOCKED after-1 step2$/);
     a.send('RELEASE after-1');
-    await a.waitFor(/^RESULT after-1 /, 10_000);
+    await a.waitFor(/^RESULT after-1 /);
     expect(await run('after-1')).toMatchObject({ status: 'succeeded', attempts: 1 });
   });
 
@@ -356,8 +350,8 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
     c.send('START other-1 1 otherFlow');
     expect(await c.waitFor(/^RESULT other-1 /)).toBe('RESULT other-1 2'); // C's worker does work
 
-    await c.waitFor(/Run "run-1" needs workflow "crashFlow" version 1/, 20_000);
-    await c.waitFor(/Run "orphan-2" needs workflow "crashFlow" version 1/, 20_000);
+    await c.waitFor(/Run "run-1" needs workflow "crashFlow" version 1/);
+    await c.waitFor(/Run "orphan-2" needs workflow "crashFlow" version 1/);
     // Not lost, not failed, never claimed by C: released by C's sweep after A's lease, waiting for a server.
     expect(await run('run-1')).toMatchObject({
       status: 'pending',
@@ -378,8 +372,8 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
     expect(count(c, /^STEP_STARTED /)).toBe(0);
 
     const d = await workers.start('exec-d', timings);
-    const one = await succeeded('run-1', 10_000);
-    const two = await succeeded('orphan-2', 10_000);
+    const one = await succeeded('run-1');
+    const two = await succeeded('orphan-2');
     expect(one).toMatchObject({ attempts: 2, epoch: 2 });
     expect(two).toMatchObject({ attempts: 1, epoch: 1 });
     expect(one.output!.finishedBy).toBe(d.pid);
@@ -388,7 +382,7 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
     expect(await effects('orphan-2')).toEqual({ step1: 1, step2: 1, step3: 1, step4: 1 });
     expect((await steps('run-1')).map((s) => s.key)).toEqual(ALL_STEPS);
     // C's own waiter learns the end of the run it started but could not execute.
-    await c.waitFor(/^RESULT orphan-2 /, 15_000);
+    await c.waitFor(/^RESULT orphan-2 /);
   });
 
   it('kill -9 inside a transactional step: its business write is rolled back and committed exactly once on recovery', async () => {
@@ -401,7 +395,7 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
     expect((await steps('tx-1')).map((s) => s.key)).toEqual(['step1#1']);
 
     const second = await workers.start('exec-tx', { POLL_MS });
-    const done = await succeeded('tx-1', 10_000);
+    const done = await succeeded('tx-1');
     expect(done).toMatchObject({ attempts: 2, epoch: 2 });
     expect(await txEffects('tx-1')).toEqual([
       { key: 'tx-1:txWrite#1', executor: 'exec-tx', pid: second.pid },
@@ -429,7 +423,8 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
     // The design bounds step transactions so that a frozen process cannot hold up a takeover longer than
     // the lease: B should finish while A is still frozen (lease, then at most another lease for A's
     // transaction to be ended by the server, plus poll interval and slack).
-    const bound = 2 * LEASE_MS + POLL_MS + 5_000;
+    // A stays frozen until the SIGCONT below, so any bound tells the two apart: a generous one.
+    const bound = WAIT_MS;
     let finishedWhileFrozen: number | undefined;
     try {
       await succeeded('tx-1', bound);
@@ -448,10 +443,10 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
         : [];
 
     await a.kill('SIGCONT');
-    const done = await succeeded('tx-1', 15_000);
-    await a.waitFor(/no longer owned/, 10_000);
+    const done = await succeeded('tx-1');
+    await a.waitFor(/no longer owned/);
     a.send('PING 2');
-    await a.waitFor(/^PONG 2$/, 5_000);
+    await a.waitFor(/^PONG 2$/);
     expect(done).toMatchObject({ attempts: 2, epoch: 2, executor: null });
     expect(done.output!.finishedBy).toBe(b.pid);
     // Exactly once: A's INSERT rolled back with its refused checkpoint, B's committed with its own.
@@ -480,7 +475,7 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
         const row = await run('s-1');
         return row?.status === 'sleeping' ? row : undefined;
       },
-      10_000,
+      WAIT_MS,
     );
     expect(parked.executor).toBeNull();
     const { rows } = await db!.query<{ wake: Date }>(
@@ -490,16 +485,13 @@ describe('crash recovery (real processes, real PostgreSQL)', () => {
     await a.kill('SIGKILL');
 
     const b = await workers.start('exec-b', FAST);
-    const readyAt = Date.now();
-    const done = await succeeded('s-1', 15_000);
+    const done = await succeeded('s-1');
     const { rows: timing } = await db!.query<{ at: Date }>(
       `SELECT at FROM public.side_effects WHERE run_id = 's-1' AND step = 'step2'`,
     );
     expect(timing).toHaveLength(1);
-    // Not before the recorded wake time (both read on the database's clock), and soon after it (or after
-    // B's boot, on a machine slow enough for B to come up after the wake time).
+    // Not before the recorded wake time (both read on the database's clock); how late is for npm run bench.
     expect(timing[0].at.getTime()).toBeGreaterThanOrEqual(wakeAt);
-    expect(timing[0].at.getTime()).toBeLessThanOrEqual(Math.max(wakeAt, readyAt) + POLL_MS + 3_000);
     expect(done.output!.finishedBy).toBe(b.pid);
     expect(await effects('s-1')).toEqual({ step1: 1, step2: 1 });
     expect(await effectsBy('s-1', 'step1')).toEqual(['exec-a']);

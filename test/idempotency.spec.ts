@@ -33,8 +33,19 @@ beforeAll(async () => {
   db = await createTestDatabase();
   // Two replicas of one app on one database. In one process they need distinct executor ids (the
   // default, hostname-pid, would be shared and make each treat the other's runs as its own).
-  appA = await createDurableApp({ url: db.url, providers: [Orders], durable: { executorId: 'replica-a' } });
-  appB = await createDurableApp({ url: db.url, providers: [Orders], durable: { executorId: 'replica-b' } });
+  // A poll interval of 10 s puts the result waiters' fallback poll (10 x pollIntervalMs) at 100 s, far
+  // beyond the waits below: a handle resolves within them only through NOTIFY.
+  const durable = { pollIntervalMs: 10_000 };
+  appA = await createDurableApp({
+    url: db.url,
+    providers: [Orders],
+    durable: { ...durable, executorId: 'replica-a' },
+  });
+  appB = await createDurableApp({
+    url: db.url,
+    providers: [Orders],
+    durable: { ...durable, executorId: 'replica-b' },
+  });
   ds = dataSourceOf(appA);
 });
 
@@ -56,7 +67,7 @@ it('50 concurrent starts with one id make exactly one run, and every handle gets
     Array.from({ length: 50 }, () => client.start('placeOrder', [id], { id })),
   );
   expect(new Set(handles.map((h) => h.id))).toEqual(new Set([id]));
-  const results = await within(10_000, Promise.all(handles.map((h) => h.result())));
+  const results = await within(60_000, Promise.all(handles.map((h) => h.result())));
   expect(results).toEqual(
     Array.from({ length: 50 }, () => ({ orderId: id, reserved: `reservation for ${id}` })),
   );
@@ -73,7 +84,7 @@ it('concurrent starts with one id from two app instances make exactly one run', 
       (i % 2 === 0 ? a : b).start(Orders.prototype.placeOrder, [id], { id }),
     ),
   );
-  const results = await within(10_000, Promise.all(handles.map((h) => h.result())));
+  const results = await within(60_000, Promise.all(handles.map((h) => h.result())));
   expect(new Set(results.map((r) => JSON.stringify(r)))).toEqual(
     new Set([JSON.stringify({ orderId: id, reserved: `reservation for ${id}` })]),
   );
@@ -99,9 +110,9 @@ it.each([1, 2, 3])(
     const handles = await Promise.all(starts.map((s) => s.client.start('placeOrder', [s.id], { id: s.id })));
     const waiting = new Set(starts.map((_, i) => i));
     // Healthy, this takes well under a second or two. A waiter that misses the run's 'done' notification
-    // only wakes at its fallback poll (10 x pollIntervalMs = 10 s by default): that is what the bound catches.
+    // only wakes at its fallback poll (100 s here): that is what the bound catches, with room for a slow machine.
     const results = await within(
-      6_000,
+      60_000,
       Promise.all(handles.map((h, i) => h.result().finally(() => waiting.delete(i)))),
     ).catch(async (error: Error) => {
       const rows = await sql<{ id: string; status: string }>(

@@ -68,7 +68,8 @@ async function listeners(): Promise<number[]> {
 
 async function startAndAwait(x: number): Promise<number> {
   const handle = await starter.get(DurableClient).start('double', [x]);
-  return within(5_000, handle.result(), `run ${handle.id} (woken by NOTIFY only)`) as Promise<number>;
+  // Far below the 100 s poll: only NOTIFY can wake it within this (generous) wait.
+  return within(60_000, handle.result(), `run ${handle.id} (woken by NOTIFY only)`) as Promise<number>;
 }
 
 it('wakes the worker through NOTIFY, on a connection beside the pool', async () => {
@@ -88,7 +89,7 @@ it('listens again after the server ends the LISTEN session', async () => {
   const after = await waitUntil(
     'a new LISTEN session',
     async () => (await listeners()).find((pid) => pid !== before),
-    10_000,
+    60_000,
   );
   expect(after).not.toBe(before);
   expect(await startAndAwait(50)).toBe(100);

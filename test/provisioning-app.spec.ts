@@ -14,8 +14,6 @@ import { ProviderEndpoint } from '../apps/provisioning/src/provider/provider-end
 import { createTestDatabase, TestDatabase } from './support/database';
 import { sql } from './support/helpers';
 
-jest.setTimeout(60_000);
-
 const APPROVAL_TIMEOUT_MS = 4_000;
 
 const ENV = {
@@ -381,7 +379,7 @@ describe('provisioning app: rejection, timeout, cancel', () => {
     }
     const stuck: string[] = [];
     for (const { id, status } of cancels) {
-      const done = await settled(id, 10_000).catch(() => undefined);
+      const done = await settled(id, 60_000).catch(() => undefined);
       if (!done) {
         const v = await view(id);
         stuck.push(`${id}: tenant ${v.tenant.status}, run ${v.run?.status}, steps ${stepKeys(v).join(' ')}`);

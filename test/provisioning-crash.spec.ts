@@ -8,11 +8,11 @@ import { Client } from 'pg';
 import { createTestDatabase, TestDatabase } from './support/database';
 import { killAndWait, SpawnedTs, spawnTs, waitForLine } from './support/spawn';
 
-jest.setTimeout(120_000);
+jest.setTimeout(300_000);
 
 const APP = 'apps/provisioning/src/main.ts';
 const PROVIDER = 'apps/provisioning/src/fake-provider/fake-provider.main.ts';
-const BOOT_MS = 45_000;
+const BOOT_MS = 120_000;
 
 interface Call {
   operation: string;

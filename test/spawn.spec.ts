@@ -6,7 +6,7 @@ describe('spawnTs (TypeScript child processes)', () => {
       args: ['a', 'b'],
       env: { SPAWN_PROBE_VALUE: 'xyz' },
     });
-    await waitForLine(child, /^ready$/, 20_000);
+    await waitForLine(child, /^ready$/, 60_000);
     expect(await waitForLine(child, /^paramtypes=/)).toBe('paramtypes=Dependency,Number');
     expect(child.stdoutLines).toContain('args=a,b');
     expect(child.stdoutLines).toContain('env=xyz');

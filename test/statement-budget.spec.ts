@@ -100,7 +100,7 @@ beforeAll(async () => {
   await starter
     .get(DurableClient)
     .start('threeSteps', [0])
-    .then((h) => within(5_000, h.result()));
+    .then((h) => within(60_000, h.result()));
   await sleep(SETTLE_MS);
 });
 
@@ -185,7 +185,7 @@ describe.each([3, 10])('a %i-step workflow', (k) => {
         const handle = await client.start(method, [200]);
         atStart = kinds(seen.get('budget-starter'));
         // Waiting from the starter adds statements there (reads of the run), none on the worker.
-        return within(5_000, handle.result());
+        return within(60_000, handle.result());
       });
       expect(result).toBe(200 + k);
       perRun.push({ start: atStart, worker: kinds(counts['budget-worker']) });
@@ -240,11 +240,11 @@ describe('a step transaction', () => {
 describe('a run woken by a signal', () => {
   it('is claimed with its history in the claim: claim, consume signal, checkpoint, finish', async () => {
     const handle = await worker.get(DurableClient).start('approveThenAdd', [400]);
-    await within(5_000, waitForStatus(handle.id, 'waiting'));
+    await within(60_000, waitForStatus(handle.id, 'waiting'));
     const { result, counts } = await record(async () => {
       const client = starter.get(DurableClient);
       await client.signal(handle.id, 'go', 10);
-      return within(5_000, client.handle(handle.id).result());
+      return within(60_000, client.handle(handle.id).result());
     });
     expect(result).toBe(412);
     expect(kinds(counts['budget-worker'])).toEqual(['claim', 'consume signal', 'checkpoint', 'finish']);

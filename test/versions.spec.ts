@@ -68,7 +68,7 @@ describe('workflow versions side by side', () => {
     try {
       const newApp = await boot('new-replica', [DeployV2]);
       const newClient = newApp.get(DurableClient);
-      await expect((await newClient.start('deploy', ['d'])).result({ timeout: '10s' })).resolves.toBe('d@v2');
+      await expect((await newClient.start('deploy', ['d'])).result({ timeout: '60s' })).resolves.toBe('d@v2');
       await sleep(1_500);
       const pending = await dataSourceOf(newApp).query(
         `SELECT id, version, status, attempts FROM durable.runs WHERE version = '1' ORDER BY id`,
@@ -78,7 +78,7 @@ describe('workflow versions side by side', () => {
       await eventually(
         async () => warnings.filter((w) => w.includes('version 1')).length,
         (n) => n >= 3,
-        5_000,
+        60_000,
       );
       expect(warnings.filter((w) => w.includes('needs workflow "deploy" version 1'))).toHaveLength(3);
     } finally {
@@ -87,7 +87,7 @@ describe('workflow versions side by side', () => {
 
     // An old replica drains them on the old code.
     await boot('old-replica', [DeployV1]);
-    const outputs = await Promise.all(oldRuns.map((handle) => handle.result({ timeout: '10s' })));
+    const outputs = await Promise.all(oldRuns.map((handle) => handle.result({ timeout: '60s' })));
     expect(outputs).toEqual(['a@v1', 'b@v1', 'c@v1']);
   });
 
@@ -95,7 +95,7 @@ describe('workflow versions side by side', () => {
     const app = await boot('both', [DeployV1, DeployV2]);
     const client = app.get(DurableClient);
     const handle = await client.start('deploy', ['e']);
-    await expect(handle.result({ timeout: '10s' })).resolves.toBe('e@v2');
+    await expect(handle.result({ timeout: '60s' })).resolves.toBe('e@v2');
     expect((await client.status(handle.id))!.version).toBe('2');
   });
 });

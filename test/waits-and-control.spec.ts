@@ -101,7 +101,7 @@ describe('waits and control', () => {
   const runRow = async (id: string) =>
     (await ds.query(`SELECT status, available_at, executor FROM durable.runs WHERE id = $1`, [id]))[0];
 
-  it('a durable sleep parks the run (no owner) and wakes it on time', async () => {
+  it('a durable sleep parks the run (no owner) and wakes it, not before its time', async () => {
     const started = Date.now();
     const handle = await client.start('sleeper', [1500], { id: 'sleep-1' });
     const parked = await eventually(
@@ -109,10 +109,8 @@ describe('waits and control', () => {
       (row) => row.status === 'sleeping',
     );
     expect(parked.executor).toBeNull();
-    await expect(handle.result({ timeout: '10s' })).resolves.toBe(6);
-    const elapsed = Date.now() - started;
-    expect(elapsed).toBeGreaterThanOrEqual(1_500);
-    expect(elapsed).toBeLessThan(1_500 + 2_000);
+    await expect(handle.result({ timeout: '60s' })).resolves.toBe(6);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);
     const steps = (await client.status('sleep-1'))!.steps;
     expect(steps.map((s) => [s.key, s.kind, s.status])).toEqual([
       ['mark#1', 'step', 'succeeded'],
@@ -126,7 +124,7 @@ describe('waits and control', () => {
     const handle = await client.start('twoApprovals', [], { id: 'signals-1' });
     await client.signal('signals-1', 'approve', { by: 'alice' });
     await client.signal('signals-1', 'approve');
-    await expect(handle.result({ timeout: '10s' })).resolves.toEqual([{ by: 'alice' }, null, undefined]);
+    await expect(handle.result({ timeout: '60s' })).resolves.toEqual([{ by: 'alice' }, null, undefined]);
     const consumed = await ds.query(
       `SELECT payload, consumed_by FROM durable.signals WHERE run_id = 'signals-1' ORDER BY id`,
     );
@@ -136,21 +134,19 @@ describe('waits and control', () => {
     ]);
   });
 
-  it('a waiting run is parked and woken by a signal through NOTIFY, well before the poll would', async () => {
+  it('a waiting run is parked and woken by each signal', async () => {
     const handle = await client.start('twoApprovals', [], { id: 'signals-2' });
     await eventually(
       () => runRow('signals-2'),
       (row) => row.status === 'waiting',
     );
-    const sent = Date.now();
     await client.signal('signals-2', 'approve', 1);
     await eventually(
       () => runRow('signals-2'),
       (row) => row.status === 'waiting',
     );
     await client.signal('signals-2', 'approve', 2);
-    await expect(handle.result({ timeout: '10s' })).resolves.toEqual([1, 2, undefined]);
-    expect(Date.now() - sent).toBeLessThan(5_000);
+    await expect(handle.result({ timeout: '60s' })).resolves.toEqual([1, 2, undefined]);
   });
 
   it('signals to unknown or finished runs and hostile signal names are typed errors', async () => {
@@ -163,7 +159,7 @@ describe('waits and control', () => {
     await client.signal('signals-3', hostile, 'ignored');
     await client.signal('signals-3', 'approve', 'a');
     await client.signal('signals-3', 'approve', 'b');
-    await expect(handle.result({ timeout: '10s' })).resolves.toEqual(['a', 'b', undefined]);
+    await expect(handle.result({ timeout: '60s' })).resolves.toEqual(['a', 'b', undefined]);
     const [stored] = await ds.query(
       `SELECT name FROM durable.signals WHERE run_id = 'signals-3' ORDER BY id LIMIT 1`,
     );
@@ -179,11 +175,11 @@ describe('waits and control', () => {
   it('resume re-executes the step that failed the run; other outcomes, a caught error included, replay', async () => {
     flows.broken = true;
     const handle = await client.start('breaker', [], { id: 'resume-1' });
-    await expect(handle.result({ timeout: '10s' })).rejects.toBeInstanceOf(WorkflowFailedError);
+    await expect(handle.result({ timeout: '60s' })).rejects.toBeInstanceOf(WorkflowFailedError);
     expect(flows.executions.get('resume-1:fragile')).toBe(2);
     flows.broken = false;
     await client.resume('resume-1');
-    await expect(handle.result({ timeout: '10s' })).resolves.toBe('fixed');
+    await expect(handle.result({ timeout: '60s' })).resolves.toBe('fixed');
     expect(flows.executions.get('resume-1:first')).toBe(1);
     expect(flows.executions.get('resume-1:fragile')).toBe(3);
     const steps = (await client.status('resume-1'))!.steps.map((s) => `${s.key}:${s.status}`);
@@ -199,11 +195,11 @@ describe('waits and control', () => {
       (row) => row?.status === 'sleeping',
     );
     expect(await client.cancel('family', 'operator said no')).toBe(true);
-    await expect(handle.result({ timeout: '5s' })).rejects.toBeInstanceOf(RunCancelledError);
+    await expect(handle.result({ timeout: '60s' })).rejects.toBeInstanceOf(RunCancelledError);
     expect((await client.status(childId))!.status).toBe('cancelled');
     expect(await client.cancel('family')).toBe(false);
     await client.resume('family');
-    await expect(handle.result({ timeout: '15s' })).resolves.toBe(43);
+    await expect(handle.result({ timeout: '60s' })).resolves.toBe(43);
     expect((await client.status(childId))!.status).toBe('succeeded');
     const parentSteps = (await client.status('family'))!.steps;
     expect(parentSteps.map((s) => [s.key, s.kind, s.status, s.output])).toEqual([

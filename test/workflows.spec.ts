@@ -19,6 +19,9 @@ import { createTestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
 import { dataSourceOf, gate, Gate, requeueRun, sleep, sql, uniqueId, within } from './support/helpers';
 
+/** How long a test waits for a result: generous, as a loaded machine is slow (speed is for npm run bench). */
+const WAIT_MS = 60_000;
+
 class PaymentDeclinedError extends Error {
   constructor(message: string) {
     super(message);
@@ -246,7 +249,7 @@ class Flows {
 
   @Step({ timeout: 50, retry: { maxAttempts: 1 } })
   async ignoresSignal(label: string) {
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await new Promise((resolve) => setTimeout(resolve, 3_600_000).unref());
     return label;
   }
 
@@ -569,7 +572,7 @@ describe('handle.result()', () => {
     expect(running.steps).toEqual([]); // a step still executing has no row
 
     flows.gates.get(label)!.open();
-    await expect(within(5_000, handle.result())).resolves.toBe(`released ${label}`);
+    await expect(within(WAIT_MS, handle.result())).resolves.toBe(`released ${label}`);
     expect((await handle.status()).status).toBe('succeeded');
   });
 
@@ -756,14 +759,13 @@ describe('retries', () => {
   it('records every attempt and backs off exponentially (100 ms, then 200 ms, with jitter)', async () => {
     const label = uniqueId('flaky');
     const handle = await client.start('flaky', [label]);
-    await expect(within(5_000, handle.result())).resolves.toBe('ok after 3');
+    await expect(within(WAIT_MS, handle.result())).resolves.toBe('ok after 3');
 
     const [t1, t2, t3] = flows.attemptTimes.get(label)!;
-    // Equal jitter: each delay is between half and all of initialDelay * factor^(attempt-1).
+    // Equal jitter: each delay is at least half of initialDelay * factor^(attempt-1) (the upper bounds
+    // are retry-delay.spec.ts's; here a loaded machine only makes them longer).
     expect(t2 - t1).toBeGreaterThanOrEqual(45);
-    expect(t2 - t1).toBeLessThan(100 + 400);
     expect(t3 - t2).toBeGreaterThanOrEqual(95);
-    expect(t3 - t2).toBeLessThan(200 + 400);
 
     // Before each retry, the failed attempt was already recorded as 'retrying'.
     expect(flows.seen.get(`${label}:1`)).toBeUndefined();
@@ -789,7 +791,7 @@ describe('retries', () => {
   it('fails the run once the attempts are exhausted (default maxAttempts 3)', async () => {
     const label = uniqueId('exhausted');
     const handle = await client.start('exhausted', [label]);
-    const error = await failureOf(within(5_000, handle.result()));
+    const error = await failureOf(within(WAIT_MS, handle.result()));
     expect(error.cause.message).toBe(`always fails (${label}) attempt 3`);
     expect(flows.calls.of(`alwaysFails:${label}`)).toBe(3);
     const info = await handle.status();
@@ -805,7 +807,7 @@ describe('retries', () => {
 
   it('fails at once on a nonRetryable error: one attempt', async () => {
     const handle = await client.start('pay', [-5]);
-    const error = await failureOf(within(5_000, handle.result()));
+    const error = await failureOf(within(WAIT_MS, handle.result()));
     expect(error.cause.name).toBe('BadRequestError');
     expect(error.cause.message).toBe('negative amount -5');
     expect(flows.calls.of('charge:-5')).toBe(1);
@@ -843,7 +845,7 @@ describe('timeouts', () => {
     const label = uniqueId('slow');
     const started = Date.now();
     const handle = await client.start('slowOnce', [label]);
-    await expect(within(5_000, handle.result())).resolves.toBe('attempt 2');
+    await expect(within(WAIT_MS, handle.result())).resolves.toBe('attempt 2');
     expect(Date.now() - started).toBeGreaterThanOrEqual(80);
 
     const seen = flows.seen.get(`slowOnce:${label}`) as { reason: Error; aborted: boolean; after: number };
@@ -862,10 +864,9 @@ describe('timeouts', () => {
   });
 
   it('a step that ignores its signal still fails at its timeout', async () => {
-    const started = Date.now();
+    // The step would run for an hour: failing within the wait means failing at its 50 ms timeout.
     const handle = await client.start('deafStep', ['deaf']);
-    const error = await failureOf(within(5_000, handle.result()));
-    expect(Date.now() - started).toBeLessThan(1_500);
+    const error = await failureOf(within(WAIT_MS, handle.result()));
     expect(error.cause.name).toBe('StepTimeoutError');
     expect((await handle.status()).steps).toEqual([
       expect.objectContaining({ key: 'ignoresSignal#1', status: 'failed', attempts: 1 }),
@@ -876,10 +877,8 @@ describe('timeouts', () => {
     const label = uniqueId('deadline');
     const started = Date.now();
     const handle = await client.start('shortDeadline', [label]);
-    const error = await failureOf(within(5_000, handle.result()));
-    const elapsed = Date.now() - started;
-    expect(elapsed).toBeGreaterThanOrEqual(140);
-    expect(elapsed).toBeLessThan(2_000);
+    const error = await failureOf(within(WAIT_MS, handle.result()));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
     expect(error.cause.name).toBe('WorkflowTimeoutError');
     expect((flows.seen.get(`abort:${label}`) as Error).name).toBe('WorkflowTimeoutError');
     const info = await handle.status();
@@ -890,25 +889,26 @@ describe('timeouts', () => {
     const label = uniqueId('override-short');
     const started = Date.now();
     const handle = await client.start('longDeadline', [label], { timeout: '100ms' });
-    const error = await failureOf(within(5_000, handle.result()));
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // Its @Workflow timeout is an hour: failing within the wait means the start option won.
+    const error = await failureOf(within(WAIT_MS, handle.result()));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(95);
     expect(error.cause.name).toBe('WorkflowTimeoutError');
   });
 
   it('start({ timeout }) overrides a shorter @Workflow timeout', async () => {
     const tooSlowForDecorator = await client.start('tightDeadline', [300]);
-    expect((await failureOf(within(5_000, tooSlowForDecorator.result()))).cause.name).toBe(
+    expect((await failureOf(within(WAIT_MS, tooSlowForDecorator.result()))).cause.name).toBe(
       'WorkflowTimeoutError',
     );
-    const handle = await client.start('tightDeadline', [300], { timeout: '5s' });
-    await expect(within(5_000, handle.result())).resolves.toBe(300);
+    const handle = await client.start('tightDeadline', [300], { timeout: '60s' });
+    await expect(within(WAIT_MS, handle.result())).resolves.toBe(300);
   });
 });
 
 describe('long durations', () => {
   it('a step timeout longer than 24.8 days does not fire at once', async () => {
     const handle = await client.start('patient', [50]);
-    await expect(within(5_000, handle.result())).resolves.toBe('not aborted');
+    await expect(within(WAIT_MS, handle.result())).resolves.toBe('not aborted');
   });
 
   it('handle.result({ timeout }) longer than 24.8 days waits for the run', async () => {
@@ -917,12 +917,12 @@ describe('long durations', () => {
     const handle = await client.start('held', [label]);
     const waiting = handle.result({ timeout: '30d' });
     setTimeout(() => flows.gates.get(label)!.open(), 100);
-    await expect(within(5_000, waiting)).resolves.toBe(`released ${label}`);
+    await expect(within(WAIT_MS, waiting)).resolves.toBe(`released ${label}`);
   });
 
   it('start({ timeout }) longer than 24.8 days does not fail the run at once', async () => {
     const handle = await client.start('tightDeadline', [50], { timeout: '30d' });
-    await expect(within(5_000, handle.result())).resolves.toBe(50);
+    await expect(within(WAIT_MS, handle.result())).resolves.toBe(50);
   });
 });
 
@@ -1016,7 +1016,7 @@ describe('replay', () => {
     flows.variant = 'renamed'; // "deploy" code that calls stepThree where the history has stepTwo
     try {
       await requeueRun(ds, handle.id);
-      const error = await failureOf(within(5_000, client.handle(handle.id).result()));
+      const error = await failureOf(within(WAIT_MS, client.handle(handle.id).result()));
       expect(error.cause.name).toBe('ReplayMismatchError');
       expect(error.cause.message).toContain('"stepTwo#1"');
       expect(error.cause.message).toContain('"stepThree#1"');
@@ -1033,7 +1033,7 @@ describe('replay', () => {
 
     // With the matching code deployed again, resume completes the run from its intact history.
     await client.resume(handle.id);
-    await expect(within(5_000, client.handle(handle.id).result())).resolves.toEqual([
+    await expect(within(WAIT_MS, client.handle(handle.id).result())).resolves.toEqual([
       `one ${label}`,
       `two ${label}`,
     ]);

@@ -166,7 +166,7 @@ export function spawnTs(file: string, options: SpawnTsOptions = {}): SpawnedTs {
 export function waitForLine(
   child: ChildProcess,
   pattern: RegExp,
-  timeoutMs = 15_000,
+  timeoutMs = 60_000,
   since = 0,
 ): Promise<string> {
   const state = (child as WithState)[stateKey];
@@ -219,7 +219,7 @@ export function waitForLine(
 export async function killAndWait(
   child: SpawnedTs,
   signal: NodeJS.Signals = 'SIGKILL',
-  timeoutMs = 10_000,
+  timeoutMs = 30_000,
 ): Promise<ExitStatus> {
   if (child.exitCode === null && child.signalCode === null) child.kill(signal);
   let timer: NodeJS.Timeout | undefined;

@@ -37,7 +37,7 @@ export class WorkerSet {
   /** Spawns a worker and waits for its READY line (app.init() resolved: migrations ran, recovery swept). */
   async start(name: string, env: Record<string, string | number> = {}): Promise<WorkerProcess> {
     const worker = this.spawn(name, env);
-    await worker.waitFor(/^READY /, this.options.bootMs ?? 45_000);
+    await worker.waitFor(/^READY /, this.options.bootMs ?? 120_000);
     return worker;
   }
 
@@ -59,7 +59,7 @@ export class WorkerSet {
       pid: child.pid!,
       exited,
       lines: () => child.lines,
-      waitFor: (pattern, timeoutMs = 15_000) => waitForLine(child, pattern, timeoutMs),
+      waitFor: (pattern, timeoutMs = 60_000) => waitForLine(child, pattern, timeoutMs),
       send: (line) => void child.stdin!.write(`${line}\n`),
       alive: () => child.exitCode === null && child.signalCode === null,
       kill: async (signal = 'SIGKILL') => {
