@@ -21,8 +21,10 @@ import { EFFECTS_TABLE_DDL } from './support/tables';
 import { percentile, WorkerSet } from './support/workers';
 
 const FIXTURE = join(__dirname, 'fixtures', 'scenario-worker.ts');
-const LEASE_MS = 1_500;
-const HEARTBEAT_MS = 300;
+// Short enough for takeovers to be quick, long enough that a loaded machine's stalls do not expire a
+// live worker's lease (which would add claims to the counts asserted below).
+const LEASE_MS = 5_000;
+const HEARTBEAT_MS = 1_000;
 const POLL_MS = 200;
 const FAST = { LEASE_MS, HEARTBEAT_MS, POLL_MS };
 /** How long a test waits for an event (a status, a result): generous, as a loaded machine is slow. */
