@@ -112,18 +112,7 @@ describe('transactional steps under repeated kill -9 (real processes, real Postg
       const doneBefore = await succeededCount();
       // Same executor id every time: each new life recovers the previous life's runs at bootstrap.
       const worker = await workers.start('exec-tx', env);
-      // A random moment once this life executes transactional steps: a fixed delay after READY may end
-      // a life on a loaded machine before it began anything.
-      await waitUntil(
-        'this life to begin a transactional step, or every run to be done',
-        async () =>
-          worker.lines().some((line) => /^STEP_STARTED \S+ post/.test(line)) ||
-          (await succeededCount()) === RUNS
-            ? true
-            : undefined,
-        WAIT_MS,
-      );
-      const delayMs = Math.floor(Math.random() * 301);
+      const delayMs = 50 + Math.floor(Math.random() * 351);
       await sleep(delayMs);
       await worker.kill('SIGKILL');
       lives.push({ pid: worker.pid, delayMs, doneBefore, doneAfter: await succeededCount() });
