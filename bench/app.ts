@@ -16,6 +16,9 @@ import {
   Workflow,
 } from 'nest-durable';
 
+/** The telemetry workload sets BENCH_TELEMETRY=off: the same process with tracing and metrics off. */
+const TELEMETRY_OFF = process.env.BENCH_TELEMETRY === 'off';
+
 /** recovery-crash sets this: step c2 never returns, so the process is killed with every run mid-flight. */
 const BLOCK_IN_STEP_2 = process.env.BENCH_BLOCK === '1';
 
@@ -127,7 +130,9 @@ export async function createBenchApp(options: BenchAppOptions): Promise<INestApp
         extra: { max: options.poolSize },
       }),
       ScheduleModule.forRoot(),
-      DurableModule.forRoot(options.durable),
+      DurableModule.forRoot(
+        TELEMETRY_OFF ? { ...options.durable, tracing: false, metrics: false } : options.durable,
+      ),
     ],
     providers: [BenchFlows],
   })

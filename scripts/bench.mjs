@@ -7,7 +7,7 @@
 //   npm run bench -- --quick         small sizes, < 1 minute: a smoke check, numbers are not meaningful
 //   npm run bench -- --profile       also writes V8 CPU profiles of each measured phase (every system)
 //                                    to .data/bench-profiles/ and prints their top self-time functions
-//   npm run bench -- --only=latency,throughput,transactional,statements,recovery,sleeping
+//   npm run bench -- --only=latency,throughput,transactional,tracing,statements,recovery,sleeping
 //   npm run bench -- --verbose       pass the children's stderr through
 //
 // The launcher starts PostgreSQL once (scripts/postgres.mjs: DATABASE_URL, else testcontainers, else
@@ -153,6 +153,34 @@ async function main() {
     await attempt(label, () => runSideBySide(config, `${p.workload}-k${p.steps}-c${p.concurrency}`));
   }
 
+  // The cost of telemetry: the library as benchmarked (OpenTelemetry API installed, no SDK registered:
+  // the no-op provider) against the same process with tracing and metrics off (BENCH_TELEMETRY=off).
+  if (want('tracing')) {
+    for (const concurrency of [1, CONCURRENCY]) {
+      const config = {
+        workload: 'throughput',
+        steps: 3,
+        concurrency,
+        runs: S.k3,
+        warmup: S.warmup,
+        poolSize: POOL,
+        durableConcurrency: CONCURRENCY,
+        rounds: ROUNDS,
+      };
+      const label = `tracing K=3 c=${concurrency} runs=${S.k3}`;
+      say(`${label}: durable with telemetry on (no-op provider) and off, ${ROUNDS} alternating rounds`);
+      await attempt(label, async () =>
+        (await runSideBySide(config, `tracing-c${concurrency}`, ['durable', 'durable-untraced'])).map(
+          (r) => ({
+            ...r,
+            workload: 'tracing',
+            system: r.variant === 'durable-untraced' ? 'durable-telemetry-off' : 'durable',
+          }),
+        ),
+      );
+    }
+  }
+
   if (want('statements')) {
     say(`statements: ${S.statements} direct-call runs per case, counted at pg.Client.prototype.query`);
     const config = {
@@ -242,9 +270,11 @@ function spawnChild(
   url,
   { onEvent, expectKill = false, extraEnv = {}, profile, timeoutMs = 240_000 } = {},
 ) {
-  // 'raw-prepared' is bench/raw.ts with named prepared statements.
-  const file = system === 'raw-prepared' ? 'raw' : system;
+  // 'raw-prepared' is bench/raw.ts with named prepared statements; 'durable-untraced' is bench/durable.ts
+  // with tracing and metrics off.
+  const file = { 'raw-prepared': 'raw', 'durable-untraced': 'durable' }[system] ?? system;
   if (system === 'raw-prepared') extraEnv = { ...extraEnv, BENCH_RAW_PREPARED: '1' };
+  if (system === 'durable-untraced') extraEnv = { ...extraEnv, BENCH_TELEMETRY: 'off' };
   const profileEnv = {};
   if (PROFILE && profile) {
     // The child profiles its measured phase only (bench/support.ts startProfile/stopProfile).
@@ -350,8 +380,7 @@ class Mailbox {
  * warm up, then their measured rounds alternate (raw, durable, prepared, prepared, durable, raw, ...),
  * one at a time, so a change in the machine's load (other processes on a shared box) hits all alike.
  */
-async function runSideBySide(config, profile) {
-  const systems = ['raw', 'durable', 'raw-prepared'];
+async function runSideBySide(config, profile, systems = ['raw', 'durable', 'raw-prepared']) {
   const urls = {};
   const withDatabases = async (names, fn) => {
     if (names.length === 0) return fn();
@@ -389,6 +418,7 @@ async function runSideBySide(config, profile) {
     // The server's CPU while each system measured (the others idle), per run.
     systems.forEach((system, i) => {
       for (const r of results[i]) {
+        r.variant = system;
         if (Number.isFinite(serverCpu[system]) && r.runs) {
           r.server_cpu_ms_per_run = round(serverCpu[system] / r.runs, 3);
         }
@@ -641,6 +671,54 @@ function printTables(env, records, targets) {
     '  server CPU: CPU time of all postgres processes on this machine while that system measured, per run (Linux /proc).',
   );
   lines.push('');
+
+  const traced = records.filter((r) => r.workload === 'tracing' && r.system === 'durable');
+  if (traced.length) {
+    lines.push(
+      'Cost of telemetry (K=3 throughput, client.start + result; same rounds alternating between the two)',
+    );
+    lines.push(
+      table(
+        [
+          'C',
+          'runs',
+          'telemetry on runs/s',
+          'off runs/s',
+          'cost',
+          'cost by round',
+          'on ms/run',
+          'off ms/run',
+        ],
+        traced.map((on) => {
+          const off = records.find(
+            (x) =>
+              x.workload === 'tracing' &&
+              x.system === 'durable-telemetry-off' &&
+              x.concurrency === on.concurrency,
+          );
+          const cost = (a, b) => `${round((1 - a / b) * 100, 1)}%`;
+          const byRound = on.runs_per_s_by_round?.map((x, i) => cost(x, off?.runs_per_s_by_round?.[i]));
+          return [
+            on.concurrency,
+            on.runs,
+            on.runs_per_s,
+            off?.runs_per_s ?? '-',
+            off ? cost(on.runs_per_s, off.runs_per_s) : '-',
+            byRound?.join(' ') ?? '-',
+            on.ms_per_run,
+            off?.ms_per_run ?? '-',
+          ];
+        }),
+      ),
+    );
+    lines.push(
+      '  on: the library as benchmarked everywhere here (@opentelemetry/api installed, no SDK registered: the no-op',
+    );
+    lines.push(
+      '  provider); off: DurableModule { tracing: false, metrics: false }. cost: 1 - on/off throughput (target < 5%).',
+    );
+    lines.push('');
+  }
 
   const stmts = records.filter((r) => r.workload === 'statements');
   if (stmts.length) {

@@ -146,6 +146,32 @@ const settled = (id: string, ms?: number) =>
   );
 
 const stepKeys = (v: TenantView) => v.steps.map((s) => `${s.key}:${s.status}`);
+
+/** supertest parser: the response body as text (for text/event-stream). */
+function sseText(
+  res: NodeJS.ReadableStream & { setEncoding(e: string): void },
+  done: (e: Error | null, body: string) => void,
+) {
+  let text = '';
+  res.setEncoding('utf8');
+  res.on('data', (chunk: string) => (text += chunk));
+  res.on('end', () => done(null, text));
+}
+
+/** Server-sent events: `id`, `event` and JSON `data` of each. */
+function parseSse(text: string): { id?: string; event: string; data: Record<string, string> }[] {
+  return text
+    .split('\n\n')
+    .filter((block) => block.trim() !== '')
+    .map((block) => {
+      const fields = Object.fromEntries(
+        block
+          .split('\n')
+          .map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim()]),
+      );
+      return { id: fields.id, event: fields.event ?? 'message', data: JSON.parse(fields.data) };
+    });
+}
 const callsOf = (tenantId: string, operation?: string): ProviderCall[] =>
   provider.getCalls(tenantId).filter((c) => operation === undefined || c.operation === operation);
 
@@ -265,6 +291,51 @@ describe('provisioning app: happy paths', () => {
     expect(done.run!.attempts).toBe(2);
     expect(callsOf(created.tenantId, 'createDatabase')).toHaveLength(1);
     await assertQuotaCountersConsistent();
+  });
+
+  it('streams the progress as server-sent events, resumes after Last-Event-ID, and serves the tenant page', async () => {
+    const created = await create(body('pro'));
+    const server = app.getHttpServer();
+    // The stream ends by itself once the run has ended: its last event is `finished`.
+    const text = (
+      await request(server)
+        .get(`/tenants/${created.tenantId}/events`)
+        .buffer(true)
+        .parse(sseText as never)
+    ).body as string;
+    const events = parseSse(text);
+    expect(
+      events.map((e) => `${e.id ?? '-'} ${e.event} ${e.event === 'progress' ? e.data.stage : e.data.tenant}`),
+    ).toEqual([
+      '1 progress quota reserved',
+      '2 progress database created',
+      '3 progress dns configured',
+      '4 progress admin created',
+      '5 progress welcome email sent',
+      '6 progress active',
+      '6 finished active',
+    ]);
+    const resumed = parseSse(
+      (
+        await request(server)
+          .get(`/tenants/${created.tenantId}/events`)
+          .set('Last-Event-ID', '4')
+          .buffer(true)
+          .parse(sseText as never)
+      ).body as string,
+    );
+    expect(resumed.map((e) => `${e.id} ${e.event}`)).toEqual(['5 progress', '6 progress', '6 finished']);
+    expect((await view(created.tenantId)) as unknown).toMatchObject({ progress: { stage: 'active' } });
+
+    const page = await request(server).get(`/tenants/${created.tenantId}/page`).expect(200);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.text).toContain(`new EventSource('/tenants/${created.tenantId}/events')`);
+    await request(server).get('/tenants/00000000-0000-4000-8000-000000000000/events').expect(404);
+    const health = await request(server).get('/health').expect(200);
+    expect(health.body).toMatchObject({
+      status: 'ok',
+      details: { durable: { status: 'up', listening: true } },
+    });
   });
 
   it('an approval sent before the workflow waits is not lost', async () => {
@@ -655,7 +726,7 @@ describe('provisioning app: operators', () => {
     expect(succeeded.body.runs.every((r: { status: string }) => r.status === 'succeeded')).toBe(true);
     expect(succeeded.body.runs[0]).toMatchObject({
       workflow: 'provisionTenant',
-      version: '2',
+      version: '3',
       tenantId: expect.any(String),
     });
     expect(succeeded.body.next).toEqual(expect.any(String));

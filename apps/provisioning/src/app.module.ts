@@ -1,7 +1,8 @@
 import { Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { DurableModule } from 'nest-durable';
+import { TerminusModule } from '@nestjs/terminus';
+import { DurableHealthModule, DurableModule } from 'nest-durable';
 import { appMigrations } from '../../../migrations';
 import { ConfigModule } from './config/config.module';
 import { PROVISIONING_CONFIG, ProvisioningConfig } from './config/provisioning.config';
@@ -38,6 +39,8 @@ import { TenantsModule } from './tenants/tenants.module';
       inject: [PROVISIONING_CONFIG],
       useFactory: (config: ProvisioningConfig) => config.durable,
     }),
+    TerminusModule,
+    DurableHealthModule,
     TenantsModule,
     FakeProviderModule,
   ],

@@ -51,6 +51,21 @@ export interface ProvisionResult {
 }
 
 export const PROVISION_WORKFLOW = 'provisionTenant';
+/** The run's progress events (Durable.setEvent): GET /tenants/:id/events streams them. */
+export const PROGRESS_EVENT = 'progress';
+
+/** What each progress event says: the stage the provisioning has just reached. */
+export interface ProvisioningProgress {
+  stage:
+    | 'quota reserved'
+    | 'database created'
+    | 'dns configured'
+    | 'awaiting approval'
+    | 'approved'
+    | 'admin created'
+    | 'welcome email sent'
+    | 'active';
+}
 export const APPROVAL_SIGNAL = 'approval';
 /** Run ids are derived from the tenant id: starting twice for one tenant returns the same run. */
 export const runIdOf = (tenantId: string) => `provision:${tenantId}`;
@@ -80,6 +95,9 @@ const DB_RETRY = { maxAttempts: 3, initialDelay: '100ms' };
  *   sendWelcomeEmail (external, idempotency key)
  *   activate (transactional)
  *
+ * After each stage it publishes a progress event (Durable.setEvent), which GET /tenants/:id/events
+ * streams to the tenant page as server-sent events.
+ *
  * A failure, a rejection or a cancel makes the library run the undos of the steps that succeeded,
  * newest first. External steps pass the step's idempotency key (`${runId}:${stepKey}`), stable across
  * attempts and restarts, so a step re-executed after a crash gets the resource it already created.
@@ -97,7 +115,7 @@ export class ProvisioningWorkflow {
     @Inject(PROVISIONING_CONFIG) private readonly config: ProvisioningConfig,
   ) {}
 
-  @Workflow({ name: PROVISION_WORKFLOW, version: 2 })
+  @Workflow({ name: PROVISION_WORKFLOW, version: 3 })
   async provision(tenant: TenantSnapshot): Promise<ProvisionResult> {
     // One line per execution of the workflow body (first run, recovery after a crash, wake-up after the
     // approval): the demo counts replays with it.
@@ -106,12 +124,18 @@ export class ProvisioningWorkflow {
     try {
       await this.reserveQuota(tenant.tenantId, tenant.plan, tenant.region);
       reserved = true;
+      await progress('quota reserved');
       const database = await this.createDatabase(tenant);
+      await progress('database created');
       const dns = await this.configureDns(tenant, database);
+      await progress('dns configured');
       if (tenant.plan === 'enterprise') await this.approval(tenant);
       const admin = await this.createAdmin(tenant);
+      await progress('admin created');
       await this.sendWelcomeEmail(tenant, dns, admin);
+      await progress('welcome email sent');
       await this.activate(tenant, database, dns);
+      await progress('active');
       return {
         tenantId: tenant.tenantId,
         databaseId: database.id,
@@ -129,12 +153,14 @@ export class ProvisioningWorkflow {
 
   private async approval(tenant: TenantSnapshot): Promise<void> {
     await this.markAwaitingApproval(tenant.tenantId);
+    await progress('awaiting approval');
     const decision = await Durable.waitForSignal<ApprovalDecision>(APPROVAL_SIGNAL, {
       timeout: this.config.approvalTimeout,
     });
     if (decision === undefined) throw new ApprovalTimeoutError(this.config.approvalTimeout);
     if (!decision?.approved) throw new ApprovalRejectedError(decision?.by ?? 'unknown', decision?.reason);
     await this.recordApproval(tenant.tenantId, decision.by);
+    await progress('approved');
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -357,6 +383,11 @@ export class ProvisioningWorkflow {
     this.logger.log(`exec ${step!.key} attempt=${step!.attempt} run=${runId}`);
     return step!;
   }
+}
+
+/** Publishes the stage reached, for clients that follow the tenant live (durable: once per run). */
+function progress(stage: ProvisioningProgress['stage']): Promise<void> {
+  return Durable.setEvent(PROGRESS_EVENT, { stage } satisfies ProvisioningProgress);
 }
 
 function describe(error: unknown): string {

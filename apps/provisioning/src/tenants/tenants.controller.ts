@@ -3,16 +3,22 @@ import {
   Body,
   Controller,
   Get,
+  Header,
   Headers,
   HttpCode,
+  MessageEvent,
   Param,
   ParseUUIDPipe,
   Post,
   Query,
   Res,
+  Sse,
+  SseSignal,
 } from '@nestjs/common';
+import { Observable } from 'rxjs';
 import { ApprovalDecisionDto, CancelTenantDto, CreateTenantDto, ListTenantsQueryDto } from './dto/tenant.dto';
 import type { ApprovalDecision } from './provisioning.workflow';
+import { tenantPage } from './tenant.page';
 import { TenantsService } from './tenants.service';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
@@ -51,6 +57,25 @@ export class TenantsController {
   @Get(':id')
   async get(@Param('id', ParseUUIDPipe) id: string) {
     return this.tenants.get(id);
+  }
+
+  /** Live progress as server-sent events (`progress` events, then `finished`); resumes after Last-Event-ID. */
+  @Sse(':id/events')
+  async events(
+    @Param('id', ParseUUIDPipe) id: string,
+    @Headers('last-event-id') lastEventId: string | undefined,
+    @SseSignal() signal: AbortSignal,
+  ): Promise<Observable<MessageEvent>> {
+    const after = /^\d{1,9}$/.test(lastEventId ?? '') ? Number(lastEventId) : 0;
+    return this.tenants.progressEvents(id, after, signal);
+  }
+
+  /** The tenant page: its progress, live (EventSource on /tenants/:id/events). */
+  @Get(':id/page')
+  @Header('content-type', 'text/html; charset=utf-8')
+  async page(@Param('id', ParseUUIDPipe) id: string) {
+    const { tenant } = await this.tenants.get(id);
+    return tenantPage(tenant);
   }
 
   @Post(':id/approve')

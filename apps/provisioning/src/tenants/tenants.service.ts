@@ -1,18 +1,22 @@
 import {
   ConflictException,
   Injectable,
+  MessageEvent,
   NotFoundException,
   UnprocessableEntityException,
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DurableClient, RunInfo, RunStateError } from 'nest-durable';
 import { randomUUID } from 'node:crypto';
+import { Observable } from 'rxjs';
 import { DataSource, EntityManager } from 'typeorm';
 import { CreateTenantDto } from './dto/tenant.dto';
 import { releaseReservation, settleUnprovisioned } from './quota.sql';
 import {
   APPROVAL_SIGNAL,
   ApprovalDecision,
+  PROGRESS_EVENT,
+  ProvisioningProgress,
   ProvisioningWorkflow,
   runIdOf,
   TenantSnapshot,
@@ -86,11 +90,62 @@ export class TenantsService {
     });
   }
 
-  /** The tenant, its run and the run's steps (attempts, timings, errors). */
+  /**
+   * The tenant, its run, the run's steps (attempts, timings, errors) and its latest progress event. The
+   * progress events are recorded as steps too (`$event:progress#n`); they are left out of `steps`.
+   */
   async get(id: string) {
     const tenant = await this.find(id);
     const run = await this.durable.status(tenant.runId);
-    return { tenant, run: run ? summarizeRun(run) : null, steps: run ? run.steps.map(summarizeStep) : [] };
+    const progress = run
+      ? await this.durable.getEvent<ProvisioningProgress>(tenant.runId, PROGRESS_EVENT, { timeout: 0 })
+      : undefined;
+    return {
+      tenant,
+      run: run ? summarizeRun(run) : null,
+      progress: progress ?? null,
+      steps: run ? run.steps.filter((step) => !step.name.startsWith('$event:')).map(summarizeStep) : [],
+    };
+  }
+
+  /**
+   * The tenant's progress as server-sent events: each progress event of its run (id = the event's
+   * number, so a reconnecting EventSource resumes after Last-Event-ID), then `finished` with the run's
+   * outcome and the tenant's status. Read through NOTIFY, not by polling; ends when `signal` aborts.
+   */
+  async progressEvents(id: string, after: number, signal: AbortSignal): Promise<Observable<MessageEvent>> {
+    const tenant = await this.find(id);
+    return new Observable<MessageEvent>((subscriber) => {
+      const stop = new AbortController();
+      const abort = () => stop.abort();
+      signal.addEventListener('abort', abort, { once: true });
+      void (async () => {
+        let last = after;
+        for await (const item of this.durable.events(tenant.runId, { after, signal: stop.signal })) {
+          if (item.type === 'event') {
+            last = item.seq;
+            subscriber.next({
+              id: String(item.seq),
+              type: item.key,
+              data: { ...(item.value as object), at: item.createdAt },
+            } as MessageEvent);
+          } else {
+            const { status } = await this.find(id);
+            // The last event's id again: a client reconnecting after it gets `finished` once more.
+            subscriber.next({
+              id: String(last),
+              type: 'finished',
+              data: { run: item.status, tenant: status },
+            } as MessageEvent);
+          }
+        }
+        subscriber.complete();
+      })().catch((error: unknown) => subscriber.error(error));
+      return () => {
+        signal.removeEventListener('abort', abort);
+        stop.abort();
+      };
+    });
   }
 
   /** Sends the approval signal (stored even if the workflow is not waiting yet; the first decision wins). */
