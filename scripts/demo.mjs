@@ -6,8 +6,9 @@
 //      a 15% failure rate; it refuses DNS records for tenants named "Doomed ..." (they compensate).
 //   3. The app as a child process; a few dozen tenants of mixed plans are created over HTTP.
 //   4. SIGKILL of the app mid-flight, a restart with the same executor id (it resumes its runs at once).
-//   5. The enterprise tenants are approved (one rejected, one cancelled) while the progress shows live:
-//      a refreshing table on a terminal, a line every 2 s otherwise.
+//   5. The enterprise tenants are approved (one rejected, one cancelled) while the progress shows live,
+//      read from each tenant's server-sent events (GET /tenants/:id/events), not by polling: a
+//      refreshing table on a terminal, a line every 2 s otherwise.
 //   6. A summary: tenants active / failed (compensated) / cancelled, steps executed vs replayed,
 //      calls the provider saw per tenant. The app's logs are in .data/demo/.
 //
@@ -190,6 +191,50 @@ async function pool(items, size, fn) {
       while (queue.length) await fn(queue.shift());
     }),
   );
+}
+
+/**
+ * Follows a tenant's progress stream until its tenant is settled: `progress` events set it
+ * provisioning or awaiting_approval, `finished` gives the tenant's status. Reconnects (with
+ * Last-Event-ID) when the stream breaks, e.g. across the app's crash and restart; a tenant whose run
+ * ended before its undos settled it (a cancel) is read again until it settles.
+ */
+async function follow(t, url, statuses) {
+  let lastId = '';
+  while (!cleaningUp && !SETTLED.has(statuses.get(t.id))) {
+    try {
+      const response = await fetch(`${url()}/tenants/${t.id}/events`, {
+        headers: lastId ? { 'last-event-id': lastId } : {},
+      });
+      if (!response.ok) throw new Error(`events answered ${response.status}`);
+      let buffer = '';
+      const decoder = new TextDecoder();
+      for await (const chunk of response.body) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const field = (name) => block.match(new RegExp(`^${name}: ?(.*)$`, 'm'))?.[1];
+          const data = JSON.parse(field('data') ?? 'null');
+          lastId = field('id') ?? lastId;
+          if (field('event') === 'progress') {
+            statuses.set(t.id, data.stage === 'awaiting approval' ? 'awaiting_approval' : 'provisioning');
+          } else if (field('event') === 'finished') {
+            statuses.set(t.id, data.tenant);
+          }
+        }
+      }
+      if (!SETTLED.has(statuses.get(t.id))) {
+        // The run ended but its undos still settle the tenant (a cancel): read it until they have.
+        await sleep(250);
+        const view = await http(`${url()}/tenants/${t.id}`);
+        if (view.status === 200) statuses.set(t.id, view.body.tenant.status);
+      }
+    } catch {
+      await sleep(200); // the app is down (the crash) or restarting: try again
+    }
+  }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -422,16 +467,10 @@ async function main() {
       .join(', ')})`,
   );
 
-  const refresh = async () => {
-    const { rows } = await db.query('SELECT id, status FROM tenants WHERE id = ANY($1::uuid[])', [
-      tenants.map((t) => t.id),
-    ]);
-    for (const row of rows) statuses.set(row.id, row.status);
-  };
-  const tick = async (opts) => {
-    await refresh();
-    render(tenants, statuses, opts);
-  };
+  // Live progress: one server-sent-event stream per tenant (GET /tenants/:id/events), no polling. A
+  // stream cut by the crash reconnects to the restarted app and resumes after its Last-Event-ID.
+  for (const t of tenants) void follow(t, () => app.url, statuses);
+  const tick = async (opts) => render(tenants, statuses, opts);
 
   // 4. the crash
   if (CRASH) {
@@ -442,7 +481,6 @@ async function main() {
       if ([...statuses.values()].filter((s) => s === 'active').length >= tenants.length / 4) break;
       await sleep(150);
     }
-    await refresh();
     const active = [...statuses.values()].filter((s) => s === 'active').length;
     app.child.kill('SIGKILL');
     await app.child.exited;

@@ -43,9 +43,7 @@ export class DurableTracing extends ExecutionObserver {
       {
         kind: api.SpanKind.INTERNAL,
         attributes: {
-          [ATTR.runId]: run.id,
-          [ATTR.workflow]: run.workflow,
-          [ATTR.version]: run.version,
+          ...runAttributes(execution),
           [ATTR.runAttempt]: run.attempts,
           [ATTR.executorId]: execution.lease.executorId,
         },
@@ -77,13 +75,10 @@ export class DurableTracing extends ExecutionObserver {
   ): Promise<T> {
     const { api, tracer } = this;
     if (!api || !tracer) return body();
-    const { run } = execution;
     const span = tracer.startSpan(`durable.step ${step.name}`, {
       kind: api.SpanKind.INTERNAL,
       attributes: {
-        [ATTR.runId]: run.id,
-        [ATTR.workflow]: run.workflow,
-        [ATTR.version]: run.version,
+        ...runAttributes(execution),
         [ATTR.stepKey]: step.key,
         [ATTR.stepName]: step.name,
         [ATTR.stepKind]: step.kind,
@@ -111,4 +106,8 @@ export class DurableTracing extends ExecutionObserver {
     span.recordException({ name: name ?? 'Error', message: message ?? String(error), stack });
     span.setStatus({ code: this.api!.SpanStatusCode.ERROR, message: message ?? String(error) });
   }
+}
+
+function runAttributes({ run }: RunExecution): Otel.Attributes {
+  return { [ATTR.runId]: run.id, [ATTR.workflow]: run.workflow, [ATTR.version]: run.version };
 }
