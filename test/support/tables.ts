@@ -6,3 +6,8 @@
 export const EFFECTS_TABLE_DDL = `CREATE TABLE public.effects (
     id bigserial PRIMARY KEY, run_id text NOT NULL, label text NOT NULL, step_key text, executor text, pid integer,
     attempt integer, data jsonb, js_ms bigint NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`;
+
+/** public.ticks of test/fixtures/flow-worker.ts: one row per execution of recordTick's step. */
+export const TICKS_TABLE_DDL = `CREATE TABLE public.ticks (
+    id bigserial PRIMARY KEY, run_id text NOT NULL, tick timestamptz NOT NULL, executor text,
+    at timestamptz NOT NULL DEFAULT clock_timestamp())`;

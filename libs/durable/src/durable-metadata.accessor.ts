@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { STEP_METADATA, WORKFLOW_METADATA } from './durable.constants';
+import { SCHEDULE_METADATA, STEP_METADATA, WORKFLOW_METADATA } from './durable.constants';
 import type { StepMetadata, WorkflowMetadata } from './decorators';
+import type { ScheduleMetadata } from './schedules/schedule.decorator';
 
 /** The one reader of @Workflow/@Step metadata. */
 @Injectable()
@@ -14,5 +15,9 @@ export class DurableMetadataAccessor {
 
   getStepMetadata(target: object): StepMetadata | undefined {
     return this.reflector.get<StepMetadata | undefined>(STEP_METADATA, target as () => void);
+  }
+
+  getScheduleMetadata(target: object): ScheduleMetadata[] | undefined {
+    return this.reflector.get<ScheduleMetadata[] | undefined>(SCHEDULE_METADATA, target as () => void);
   }
 }

@@ -32,6 +32,7 @@ import { DurableStore, NewRun } from './persistence/durable.store';
 import { decodeJson, encodeJson } from './persistence/json-codec';
 import { RunControlStore } from './persistence/run-control.store';
 import type { RunRow, StepRow } from './persistence/row-types';
+import { DurableSchedules } from './schedules/durable-schedules';
 import { assertValidId } from './validation';
 import { WorkflowRegistry } from './workflow.registry';
 
@@ -60,6 +61,8 @@ export class DurableClient {
     private readonly bus: DurableEvents,
     private readonly observer: ExecutionObserver,
     private readonly runEvents: RunEvents,
+    /** Cron schedules: create, pause, resume, delete, trigger, get, list. */
+    readonly schedules: DurableSchedules,
   ) {}
 
   /**

@@ -4,6 +4,7 @@ export const DURABLE_DATA_SOURCE = Symbol('DURABLE_DATA_SOURCE');
 /** Metadata keys attached by the decorators (read only by DurableMetadataAccessor). */
 export const WORKFLOW_METADATA = 'durable:workflow';
 export const STEP_METADATA = 'durable:step';
+export const SCHEDULE_METADATA = 'durable:schedule';
 
 /** Marks the wrapper installed on a provider instance so `start(service.method)` finds the workflow. */
 export const WORKFLOW_NAME_SYMBOL = Symbol('durable:workflow-name');
@@ -11,6 +12,7 @@ export const WORKFLOW_NAME_SYMBOL = Symbol('durable:workflow-name');
 /** Name of the periodic recovery sweep in @nestjs/schedule's SchedulerRegistry. */
 export const SWEEP_INTERVAL_NAME = 'durable:sweep';
 export const HEARTBEAT_INTERVAL_NAME = 'durable:heartbeat';
+export const SCHEDULES_INTERVAL_NAME = 'durable:schedules';
 
 export const DEFAULT_SCHEMA = 'durable';
 export const DEFAULT_VERSION = '1';

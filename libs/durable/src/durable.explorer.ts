@@ -7,6 +7,7 @@ import { InvalidArgumentError } from './errors';
 import { DurableMetadataAccessor } from './durable-metadata.accessor';
 import { messages } from './durable.messages';
 import { DurableCallInterceptor } from './engine/durable-call.interceptor';
+import { ScheduleRegistry } from './schedules/schedule.registry';
 import { WorkflowRegistry } from './workflow.registry';
 
 type Method = (...args: unknown[]) => unknown;
@@ -25,6 +26,7 @@ export class DurableExplorer implements OnModuleInit {
     private readonly accessor: DurableMetadataAccessor,
     private readonly registry: WorkflowRegistry,
     private readonly interceptor: DurableCallInterceptor,
+    private readonly schedules: ScheduleRegistry,
   ) {}
 
   onModuleInit(): void {
@@ -41,7 +43,8 @@ export class DurableExplorer implements OnModuleInit {
       .filter(
         (name) =>
           this.accessor.getWorkflowMetadata(prototype[name]) ||
-          this.accessor.getStepMetadata(prototype[name]),
+          this.accessor.getStepMetadata(prototype[name]) ||
+          this.accessor.getScheduleMetadata(prototype[name]),
       );
     if (decorated.length === 0) return;
     const className = wrapper.metatype?.name ?? String(wrapper.name);
@@ -55,7 +58,12 @@ export class DurableExplorer implements OnModuleInit {
       const original = prototype[methodName] as Method;
       const workflow = this.accessor.getWorkflowMetadata(original);
       const step = this.accessor.getStepMetadata(original);
+      const schedules = this.accessor.getScheduleMetadata(original);
+      if (schedules && !workflow) {
+        throw new InvalidArgumentError(messages.scheduleWithoutWorkflow(`${className}.${methodName}`));
+      }
       if (workflow) {
+        if (schedules) this.schedules.add(workflow.name, `${className}.${methodName}`, schedules);
         this.registry.add({
           name: workflow.name,
           version: workflow.version,

@@ -74,6 +74,18 @@ export const messages = {
   listenerReconnected: () => 'LISTEN connection re-established; runs that ended meanwhile are re-checked.',
   missingPeer: (peer: string, feature: string) =>
     `${feature} needs the optional peer dependency "${peer}", which is not installed: npm install ${peer}`,
+  invalidSchedule: (name: unknown, problem: string) => `Schedule ${describe(name)}: ${problem}.`,
+  scheduleWithoutWorkflow: (location: string) =>
+    `${location} has @Schedule but no @Workflow: a schedule starts runs of a workflow, so add @Workflow() to the method.`,
+  duplicateSchedule: (name: string, first: string, second: string) =>
+    `Schedule "${name}" is declared twice (${first} and ${second}); give one an explicit name: @Schedule(cron, { name }).`,
+  scheduleNotFound: (name: string) => `No schedule named "${name}".`,
+  scheduleExists: (name: string) =>
+    `A schedule named "${name}" already exists; delete it first or choose another name.`,
+  scheduleTicksMissed: (name: string, from: Date, until: Date, catchUp: string) =>
+    `Schedule "${name}" missed its ticks from ${from.toISOString()} to ${until.toISOString()} (no replica fired them in time); catchUp '${catchUp}' ${catchUp === 'none' ? 'drops them' : 'runs only the latest'}.`,
+  scheduleQueueFull: (name: string, max: number) =>
+    `Schedule "${name}" already has ${max} ticks waiting for its previous run (overlap 'queue'); this tick is skipped.`,
 } as const;
 
 function describe(value: unknown): string {

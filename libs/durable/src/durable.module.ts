@@ -23,6 +23,10 @@ import { DurableStore } from './persistence/durable.store';
 import { RunControlStore } from './persistence/run-control.store';
 import { NotificationListener } from './persistence/notification.listener';
 import { DurableMetrics, DurableTracing, QueueStats } from './telemetry';
+import { DurableSchedules } from './schedules/durable-schedules';
+import { ScheduleRegistry } from './schedules/schedule.registry';
+import { ScheduleStore } from './schedules/schedule.store';
+import { ScheduleSweeper } from './schedules/schedule.sweeper';
 import { WorkflowRegistry } from './workflow.registry';
 
 /**
@@ -65,6 +69,10 @@ import { WorkflowRegistry } from './workflow.registry';
     { provide: ExecutionObserver, useExisting: DurableTracing },
     DurableMetrics,
     QueueStats,
+    ScheduleRegistry,
+    ScheduleStore,
+    ScheduleSweeper,
+    DurableSchedules,
   ],
   // DurableEvents is public; the others are for DurableHealthModule (this module is global).
   exports: [

@@ -13,3 +13,4 @@ export * from './errors';
 export * from './health';
 export * from './interfaces';
 export { durableMigrations } from './persistence/migrations';
+export * from './schedules';

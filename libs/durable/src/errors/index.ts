@@ -1,5 +1,5 @@
-export * from './durable.error';
 export * from './duplicate-workflow.error';
+export * from './durable.error';
 export * from './invalid-argument.error';
 export * from './invalid-options.error';
 export * from './lease-lost.error';
@@ -13,6 +13,8 @@ export * from './run-cancelled.error';
 export * from './run-conflict.error';
 export * from './run-not-found.error';
 export * from './run-state.error';
+export * from './schedule-conflict.error';
+export * from './schedule-not-found.error';
 export * from './start-not-committed.error';
 export * from './step-timeout.error';
 export * from './workflow-failed.error';

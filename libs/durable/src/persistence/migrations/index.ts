@@ -3,6 +3,7 @@ import { DEFAULT_SCHEMA } from '../../durable.constants';
 import { assertValidSchemaName } from '../schema-name';
 import { addRunEventsMigration, addRunEventsSql } from './add-run-events';
 import { createDurableTablesMigration, createDurableTablesSql } from './create-durable-tables';
+import { createSchedulesTableMigration, createSchedulesTableSql } from './create-schedules-table';
 
 /**
  * The library's migrations, in order, for the app's DataSource `migrations` list (put them first).
@@ -12,11 +13,15 @@ import { createDurableTablesMigration, createDurableTablesSql } from './create-d
 export function durableMigrations(options: { schema?: string } = {}): (new () => MigrationInterface)[] {
   const schema = options.schema ?? DEFAULT_SCHEMA;
   assertValidSchemaName(schema);
-  return [createDurableTablesMigration(schema), addRunEventsMigration(schema)];
+  return [
+    createDurableTablesMigration(schema),
+    addRunEventsMigration(schema),
+    createSchedulesTableMigration(schema),
+  ];
 }
 
 /** Every migration's SQL, in order, for a schema: the whole DDL for raw SQL users. */
 export function durableTablesSql(schema: string = DEFAULT_SCHEMA): string[] {
   assertValidSchemaName(schema);
-  return [...createDurableTablesSql(schema), ...addRunEventsSql(schema)];
+  return [...createDurableTablesSql(schema), ...addRunEventsSql(schema), ...createSchedulesTableSql(schema)];
 }
