@@ -32,6 +32,8 @@ import { DurableStore, NewRun } from './persistence/durable.store';
 import { decodeJson, encodeJson } from './persistence/json-codec';
 import { RunControlStore } from './persistence/run-control.store';
 import type { RunRow, StepRow } from './persistence/row-types';
+import { MessageSender } from './messaging/message.sender';
+import { resolveFlowStart, StartStore } from './queues';
 import { DurableSchedules } from './schedules/durable-schedules';
 import { assertValidId } from './validation';
 import { WorkflowRegistry } from './workflow.registry';
@@ -63,6 +65,8 @@ export class DurableClient {
     private readonly runEvents: RunEvents,
     /** Cron schedules: create, pause, resume, delete, trigger, get, list. */
     readonly schedules: DurableSchedules,
+    private readonly sender: MessageSender,
+    private readonly starts: StartStore,
   ) {}
 
   /**
@@ -91,6 +95,13 @@ export class DurableClient {
       traceContext: this.observer.startContext(),
     };
     const manager = opts.manager ?? this.transactions.ambientManager();
+    const flow = resolveFlowStart(name, opts);
+    if (flow) {
+      const started = await this.starts.insert(run, flow, manager);
+      if (started.workflow !== name)
+        throw new RunConflictError(messages.runConflict(started.id, started.workflow, name));
+      return this.handleFor<R>(started.id, manager);
+    }
     if (!manager && registered && this.worker.reserveSlot()) {
       // Executed here at once: the INSERT is the claim, so a run costs one write to start.
       let claimed;
@@ -223,6 +234,21 @@ export class DurableClient {
     const status = await this.control.sendSignal(id, name, encoded);
     if (!status) throw new RunNotFoundError(messages.runNotFound(id));
     if (isFinished(status)) throw new RunStateError(messages.signalToFinishedRun(id, name, status));
+  }
+
+  /**
+   * Sends a message to a run that has not finished; the run receives it with
+   * Durable.waitForSignal(topic) (messages are signals: stored, consumed once each, in the order sent).
+   * With an `idempotencyKey`, a message is stored once per run and key: resolves false for a repeat.
+   * @example await client.send(orderRunId, 'payment', { paid: true }, { idempotencyKey: event.id });
+   */
+  send(
+    id: string,
+    topic: string,
+    message?: unknown,
+    options: { idempotencyKey?: string } = {},
+  ): Promise<boolean> {
+    return this.sender.send(id, topic, message, options.idempotencyKey);
   }
 
   /**

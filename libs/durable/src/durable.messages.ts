@@ -50,6 +50,8 @@ export const messages = {
     `Cannot resume run "${id}": it is ${status}. Only failed or cancelled runs can be resumed.`,
   setEventInsideStep: () =>
     'Durable.setEvent() cannot be called inside a @Step: call it from the workflow method itself.',
+  sendInsideStep: () =>
+    "Durable.send() cannot be called inside a @Step (a step may execute again): call it from the workflow method itself, or use client.send with the step's idempotencyKey.",
   signalInsideStep: () =>
     'Durable.waitForSignal() cannot be called inside a @Step: call it from the workflow method itself.',
   startNotCommitted: (id: string) =>

@@ -23,6 +23,8 @@ import { DurableStore } from './persistence/durable.store';
 import { RunControlStore } from './persistence/run-control.store';
 import { NotificationListener } from './persistence/notification.listener';
 import { DurableMetrics, DurableTracing, QueueStats } from './telemetry';
+import { MessageSender, MessageStore } from './messaging';
+import { StartStore } from './queues';
 import { DurableSchedules } from './schedules/durable-schedules';
 import { ScheduleRegistry } from './schedules/schedule.registry';
 import { ScheduleStore } from './schedules/schedule.store';
@@ -73,6 +75,9 @@ import { WorkflowRegistry } from './workflow.registry';
     ScheduleStore,
     ScheduleSweeper,
     DurableSchedules,
+    MessageStore,
+    MessageSender,
+    StartStore,
   ],
   // DurableEvents is public; the others are for DurableHealthModule (this module is global).
   exports: [

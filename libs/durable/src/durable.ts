@@ -4,6 +4,7 @@ import { messages } from './durable.messages';
 import { OutsideWorkflowError } from './errors';
 import { Duration, toMilliseconds, toOptionalMilliseconds } from './duration';
 import { delay } from './engine/retry-delay';
+import { senderOf } from './messaging/message.sender';
 import type { DurableContextInfo } from './interfaces';
 import { assertValidId } from './validation';
 
@@ -71,6 +72,18 @@ export class Durable {
     if (!scope) throw new OutsideWorkflowError(messages.outsideWorkflow('Durable.setEvent()'));
     if (scope.step) throw new OutsideWorkflowError(messages.setEventInsideStep());
     return scope.execution.runEvents!.set(scope.execution, key, value);
+  }
+
+  /**
+   * Sends a message to run `runId` (received there with Durable.waitForSignal(topic)), exactly once: the
+   * send is recorded as a step of this run, so a replay or a re-execution does not send it again.
+   * @example await Durable.send(parentRunId, 'progress', { done: 3, of: 10 });
+   */
+  static send(runId: string, topic: string, message?: unknown): Promise<void> {
+    const scope = durableScope.getStore();
+    if (!scope) throw new OutsideWorkflowError(messages.outsideWorkflow('Durable.send()'));
+    if (scope.step) throw new OutsideWorkflowError(messages.sendInsideStep());
+    return senderOf(scope.execution).sendFromRun(scope.execution, runId, topic, message);
   }
 
   /** Inside a @Step({ transactional: true }): the EntityManager of the step's transaction. */

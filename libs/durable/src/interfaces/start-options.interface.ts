@@ -8,8 +8,23 @@ export interface StartOptions {
   id?: string;
   /** Insert the run in this transaction: it exists only if the transaction commits. */
   manager?: EntityManager;
-  /** Overrides @Workflow({ timeout }). */
+  /** Overrides @Workflow({ timeout }); counted from when the run becomes due (after a delay). */
   timeout?: Duration;
+  /** Not claimed before this much time has passed (database time). Not with `startAt`. */
+  delay?: Duration;
+  /** Not claimed before this instant. Not with `delay`. */
+  startAt?: Date;
+  /**
+   * At most one unfinished run of this workflow per dedup key: while one exists, start returns its
+   * handle (whose id then differs from the one asked for) instead of starting another.
+   */
+  dedupKey?: string;
+  /**
+   * At most one run per key and window, with the latest input: calls in the same window (aligned per
+   * key) update the input of one pending run, which starts when the window ends. Not with `id`,
+   * `delay`, `startAt` or `dedupKey`.
+   */
+  debounce?: { key: string; window: Duration };
 }
 
 /** Options of WorkflowHandle.result. */

@@ -3,6 +3,7 @@ import { DEFAULT_SCHEMA } from '../../durable.constants';
 import { assertValidSchemaName } from '../schema-name';
 import { addRunEventsMigration, addRunEventsSql } from './add-run-events';
 import { createDurableTablesMigration, createDurableTablesSql } from './create-durable-tables';
+import { addSendAndStartOptionsMigration, addSendAndStartOptionsSql } from './add-send-and-start-options';
 import { createSchedulesTableMigration, createSchedulesTableSql } from './create-schedules-table';
 
 /**
@@ -17,11 +18,17 @@ export function durableMigrations(options: { schema?: string } = {}): (new () =>
     createDurableTablesMigration(schema),
     addRunEventsMigration(schema),
     createSchedulesTableMigration(schema),
+    addSendAndStartOptionsMigration(schema),
   ];
 }
 
 /** Every migration's SQL, in order, for a schema: the whole DDL for raw SQL users. */
 export function durableTablesSql(schema: string = DEFAULT_SCHEMA): string[] {
   assertValidSchemaName(schema);
-  return [...createDurableTablesSql(schema), ...addRunEventsSql(schema), ...createSchedulesTableSql(schema)];
+  return [
+    ...createDurableTablesSql(schema),
+    ...addRunEventsSql(schema),
+    ...createSchedulesTableSql(schema),
+    ...addSendAndStartOptionsSql(schema),
+  ];
 }

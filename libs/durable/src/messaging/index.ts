@@ -1,0 +1,2 @@
+export { MessageSender, senderOf } from './message.sender';
+export { MessageStore } from './message.store';

@@ -1,0 +1,57 @@
+import { createHash } from 'node:crypto';
+import { MAX_ID_LENGTH } from '../durable.constants';
+import { toMilliseconds } from '../duration';
+import { InvalidArgumentError } from '../errors';
+import type { StartOptions } from '../interfaces';
+import { assertValidId } from '../validation';
+
+/** The longest delay or debounce window: about 10 years. */
+const MAX_DELAY_MS = 10 * 365 * 86_400_000;
+
+/** Start options that change how a run is inserted (never executed inline at its start). */
+export type FlowStart =
+  | { kind: 'delayed'; delayMs: number | null; startAt: Date | null; dedupKey: string | null }
+  | { kind: 'debounced'; key: string; windowMs: number; offsetMs: number; idPrefix: string };
+
+/** Validates the flow options of start(); undefined when there are none (the ordinary start path). */
+export function resolveFlowStart(workflow: string, opts: StartOptions): FlowStart | undefined {
+  const { delay, startAt, dedupKey, debounce } = opts;
+  if (debounce !== undefined) {
+    if (opts.id !== undefined || delay !== undefined || startAt !== undefined || dedupKey !== undefined) {
+      throw new InvalidArgumentError(
+        'start(): debounce derives the run id and its start time; it cannot be combined with id, delay, startAt or dedupKey.',
+      );
+    }
+    if (debounce === null || typeof debounce !== 'object')
+      throw new InvalidArgumentError('start(): debounce must be { key, window }.');
+    assertValidId('debounce key', debounce.key);
+    const windowMs = bounded('debounce.window', toMilliseconds(debounce.window), 1);
+    const idPrefix = `debounce:${workflow}:${debounce.key}:`;
+    if (idPrefix.length + 16 > MAX_ID_LENGTH) {
+      throw new InvalidArgumentError(
+        `start(): the workflow name and debounce key are too long together (at most ${MAX_ID_LENGTH - 26} characters).`,
+      );
+    }
+    // Windows are aligned per key, at an offset derived from the key, so keys do not all start at once.
+    const offsetMs = createHash('sha1').update(debounce.key).digest().readUInt32BE(0) % windowMs;
+    return { kind: 'debounced', key: debounce.key, windowMs, offsetMs, idPrefix };
+  }
+  if (delay === undefined && startAt === undefined && dedupKey === undefined) return undefined;
+  if (delay !== undefined && startAt !== undefined)
+    throw new InvalidArgumentError('start(): give either delay or startAt, not both.');
+  if (startAt !== undefined && (!(startAt instanceof Date) || Number.isNaN(startAt.getTime())))
+    throw new InvalidArgumentError('start(): startAt must be a valid Date.');
+  if (dedupKey !== undefined) assertValidId('dedup key', dedupKey);
+  return {
+    kind: 'delayed',
+    delayMs: delay === undefined ? null : bounded('delay', toMilliseconds(delay), 0),
+    startAt: startAt ?? null,
+    dedupKey: dedupKey ?? null,
+  };
+}
+
+function bounded(option: string, ms: number, min: number): number {
+  if (ms < min || ms > MAX_DELAY_MS)
+    throw new InvalidArgumentError(`start(): ${option} must be from ${min} ms to 10 years.`);
+  return ms;
+}
