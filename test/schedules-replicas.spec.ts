@@ -13,7 +13,7 @@ import { sleep, waitUntil } from './support/helpers';
 import { TICKS_TABLE_DDL } from './support/tables';
 import { WorkerSet } from './support/workers';
 
-jest.setTimeout(180_000);
+jest.setTimeout(300_000);
 
 const FAST = { LEASE_MS: 1_500, HEARTBEAT_MS: 300, POLL_MS: 200 };
 const REPLICAS = ['replica-a', 'replica-b', 'replica-c'];
@@ -26,6 +26,8 @@ const workers = new WorkerSet({
   fixture: join(__dirname, 'fixtures', 'flow-worker.ts'),
   url: () => database!.url,
   baseEnv: { CONCURRENCY: '', LEASE_MS: '', HEARTBEAT_MS: '', POLL_MS: '' },
+  // Three processes boot at once on a busy machine.
+  bootMs: 120_000,
 });
 
 beforeEach(async () => {
