@@ -6,7 +6,7 @@ import { DEFAULT_VERSION, WORKFLOW_NAME_SYMBOL } from './durable.constants';
 import { messages } from './durable.messages';
 import { DurableOptionsHolder } from './durable.options';
 import { DurableWorker } from './durable.worker';
-import { Duration, toOptionalMilliseconds } from './duration';
+import { toMilliseconds, toOptionalMilliseconds, type Duration } from './duration';
 import { DurableEvents } from './engine/durable.events';
 import { ExecutionObserver } from './engine/execution.observer';
 import { RunResultWaiter } from './engine/run-result.waiter';
@@ -37,6 +37,10 @@ import { resolveFlowStart, StartStore } from './queues';
 import { DurableSchedules } from './schedules/durable-schedules';
 import { assertValidId } from './validation';
 import { WorkflowRegistry } from './workflow.registry';
+import { DurableAdminStore } from './admin/admin.store';
+import type { ForkOptions } from './admin/admin.interfaces';
+import { DEFAULT_PURGE_BATCH, FINISHED_STATUSES, RetentionService } from './retention';
+import type { FinishedStatus, PurgeResult } from './retention';
 
 const MAX_PAGE = 1_000;
 
@@ -67,6 +71,8 @@ export class DurableClient {
     readonly schedules: DurableSchedules,
     private readonly sender: MessageSender,
     private readonly starts: StartStore,
+    private readonly admin: DurableAdminStore,
+    private readonly retention: RetentionService,
   ) {}
 
   /**
@@ -287,6 +293,49 @@ export class DurableClient {
       throw new RunStateError(messages.resumeNotAllowed(id, status));
   }
 
+  /**
+   * Starts a new run of the same workflow, version and input whose history is the original's steps
+   * recorded before `fromStep`; from that step on it executes again, on the current code. The original
+   * is untouched. Steps in flight and compensations are not copied; forking past a step the original
+   * compensated is refused (RunStateError).
+   * @example const fork = await client.fork(runId, { fromStep: 'configureDns#1' });
+   */
+  async fork<R = unknown>(id: string, options: ForkOptions = {}): Promise<WorkflowHandle<R>> {
+    assertValidId('run id', id);
+    if (options.fromStep !== undefined) assertValidId('step key', options.fromStep);
+    const newId = options.id ?? randomUUID();
+    assertValidId('run id', newId);
+    await this.admin.forkRun(id, newId, options.fromStep);
+    return this.handleFor<R>(newId);
+  }
+
+  /**
+   * Deletes finished runs (with their steps and signals) that finished before `before` (a Date, or an
+   * age such as '30d'), in batches. `status` defaults to every finished status.
+   * @example await client.purge({ before: '30d', status: 'succeeded' })
+   */
+  async purge(options: PurgeOptions): Promise<PurgeResult> {
+    const statuses = options.status === undefined ? FINISHED_STATUSES : [options.status].flat();
+    for (const status of statuses) {
+      if (!FINISHED_STATUSES.includes(status))
+        throw new InvalidArgumentError(messages.invalidPurgeStatus(status));
+    }
+    const before = options?.before;
+    let cutoff: { before: Date } | { ageMs: number };
+    if (before instanceof Date && !Number.isNaN(before.getTime())) cutoff = { before };
+    else {
+      try {
+        cutoff = { ageMs: toMilliseconds(before as Duration) };
+      } catch {
+        throw new InvalidArgumentError(messages.invalidPurgeBefore(before));
+      }
+    }
+    const batchSize = options.batchSize ?? DEFAULT_PURGE_BATCH;
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 100_000)
+      throw new InvalidArgumentError('purge(): batchSize must be an integer from 1 to 100000.');
+    return this.retention.purge([...new Set(statuses)], cutoff, batchSize);
+  }
+
   private workflowName(workflow: WorkflowRef): string {
     if (typeof workflow === 'string') {
       assertValidId('workflow name', workflow);
@@ -298,6 +347,16 @@ export class DurableClient {
     }
     return name;
   }
+}
+
+/** Options of DurableClient.purge. */
+export interface PurgeOptions {
+  /** Runs that finished before this Date, or longer ago than this duration ('30d'). */
+  before: Date | Duration;
+  /** Default: succeeded, failed and cancelled. */
+  status?: FinishedStatus | FinishedStatus[];
+  /** Runs deleted per statement. Default 1000. */
+  batchSize?: number;
 }
 
 function toRunSummary<R>(row: RunRow): Omit<RunInfo<R>, 'steps'> {

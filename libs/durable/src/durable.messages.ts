@@ -88,6 +88,31 @@ export const messages = {
     `Schedule "${name}" missed its ticks from ${from.toISOString()} to ${until.toISOString()} (no replica fired them in time); catchUp '${catchUp}' ${catchUp === 'none' ? 'drops them' : 'runs only the latest'}.`,
   scheduleQueueFull: (name: string, max: number) =>
     `Schedule "${name}" already has ${max} ticks waiting for its previous run (overlap 'queue'); this tick is skipped.`,
+  invalidFilter: (filter: string, expected: string) =>
+    `Invalid run filter "${filter}": expected ${expected}.`,
+  invalidCursor: () =>
+    'The page cursor is not one returned by a previous list call; start again from the first page.',
+  forkStepUnknown: (runId: string, step: string) =>
+    `Cannot fork run "${runId}" from step "${step}": the run has no recorded step with that key (keys look like "name#1").`,
+  forkAfterCompensation: (runId: string, step: string, undone: string) =>
+    `Cannot fork run "${runId}" from step "${step}": step "${undone}", recorded before it, was compensated (its undo ran), ` +
+    `so the fork would replay a result that no longer holds. Fork from "${undone}" or an earlier step.`,
+  forkIdTaken: (id: string) =>
+    `Cannot fork into run id "${id}": a run with that id exists. Choose another id.`,
+  invalidPurgeStatus: (status: unknown) =>
+    `purge(): status ${describe(status)} is not a finished status: expected succeeded, failed or cancelled.`,
+  invalidPurgeBefore: (before: unknown) =>
+    `purge(): before ${describe(before)} must be a Date or a duration ('30d': finished more than 30 days ago).`,
+  retentionFailed: (message: string) =>
+    `Retention pass failed (it runs again at the next interval): ${message}`,
+  retentionPurged: (runs: number, executors: number, ms: number) =>
+    `Retention removed ${runs} finished run(s) and ${executors} dead executor row(s) in ${ms} ms.`,
+  adminUnguarded: () =>
+    'DurableAdminModule has no guard and NODE_ENV is "production": anyone who reaches the app could read runs and ' +
+    'cancel, resume or fork them. Pass forRoot({ guard }) (e.g. your auth guard), or allowUnguarded: true if a ' +
+    'global guard or the network already protects it.',
+  adminUnguardedWarning: (path: string) =>
+    `DurableAdminModule at /${path} has no guard: it is open to anyone who reaches this app. Give it one before production.`,
 } as const;
 
 function describe(value: unknown): string {

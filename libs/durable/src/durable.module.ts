@@ -30,6 +30,8 @@ import { ScheduleRegistry } from './schedules/schedule.registry';
 import { ScheduleStore } from './schedules/schedule.store';
 import { ScheduleSweeper } from './schedules/schedule.sweeper';
 import { WorkflowRegistry } from './workflow.registry';
+import { DurableAdminStore } from './admin/admin.store';
+import { RetentionService, RetentionStore } from './retention';
 
 /**
  * Durable workflows on the app's PostgreSQL. Needs TypeOrmModule (a postgres DataSource) and
@@ -87,6 +89,7 @@ import { WorkflowRegistry } from './workflow.registry';
     NotificationListener,
     DurableOptionsHolder,
     DurableDatabase,
+    DurableAdminStore,
   ],
 })
 export class DurableModule extends DurableConfigurableModule {}

@@ -16,6 +16,7 @@ import { DURABLE_MODULE_OPTIONS } from './durable.module-definition';
 import { InvalidOptionsError } from './errors';
 import type { DurableModuleOptions, ResolvedDurableOptions } from './interfaces';
 import { assertValidSchemaName } from './persistence/schema-name';
+import { resolveRetention } from './retention/retention.options';
 
 const KNOWN_OPTIONS = new Set<string>([
   'schema',
@@ -32,6 +33,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'tracing',
   'metrics',
   'queueMetricsIntervalMs',
+  'retention',
 ]);
 
 /** Applies defaults and validates; every problem names the option. */
@@ -63,6 +65,7 @@ export function resolveDurableOptions(options: DurableModuleOptions = {}): Resol
     tracing: options.tracing ?? true,
     metrics: options.metrics ?? true,
     queueMetricsIntervalMs: options.queueMetricsIntervalMs ?? DEFAULT_QUEUE_METRICS_INTERVAL_MS,
+    retention: resolveRetention(options.retention),
   };
   assertValidSchemaName(resolved.schema);
   const id = resolved.executorId;

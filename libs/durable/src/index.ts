@@ -14,3 +14,8 @@ export * from './health';
 export * from './interfaces';
 export { durableMigrations } from './persistence/migrations';
 export * from './schedules';
+export { DurableAdminModule, DurableAdminStore } from './admin';
+export type * from './admin/admin.interfaces';
+export type { DurableAdminModuleOptions } from './admin';
+export type { PurgeOptions } from './durable.client';
+export type { PurgeResult, RetentionOptions } from './retention';

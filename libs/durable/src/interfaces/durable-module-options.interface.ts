@@ -1,3 +1,5 @@
+import type { ResolvedRetention, RetentionOptions } from '../retention/retention.options';
+
 /**
  * Options of DurableModule.forRoot / forRootAsync. Every value is validated at boot.
  * @example DurableModule.forRoot({ schema: 'durable', concurrency: 20, leaseMs: 30_000 })
@@ -41,6 +43,12 @@ export interface DurableModuleOptions {
    * a metrics reader collects them (one indexed query per interval per process). Default 5000.
    */
   queueMetricsIntervalMs?: number;
+  /**
+   * Deletes finished runs (with their steps and signals) and silent executor rows periodically, in
+   * bounded batches, one replica at a time. Default: nothing is deleted.
+   * @example retention: { succeeded: '7d', failed: '30d', cancelled: '7d' }
+   */
+  retention?: RetentionOptions;
 }
 
 /** Options fixed when the module is defined (they choose injection tokens). */
@@ -50,4 +58,6 @@ export interface DurableModuleExtras {
 }
 
 /** Options with defaults applied and validated. */
-export type ResolvedDurableOptions = Required<DurableModuleOptions>;
+export type ResolvedDurableOptions = Required<Omit<DurableModuleOptions, 'retention'>> & {
+  retention: ResolvedRetention | undefined;
+};

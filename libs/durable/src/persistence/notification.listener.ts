@@ -91,7 +91,7 @@ export class NotificationListener {
 }
 
 /** A client made the way the pool makes its own (its Client class and its connection settings). */
-function newClientLike(pool: Pool): Client {
+export function newClientLike(pool: Pool): Client {
   const { Client: PoolClientClass, options } = pool as unknown as {
     Client?: typeof Client;
     options?: ClientConfig;

@@ -2,6 +2,7 @@ import type { MigrationInterface } from 'typeorm';
 import { DEFAULT_SCHEMA } from '../../durable.constants';
 import { assertValidSchemaName } from '../schema-name';
 import { addRunEventsMigration, addRunEventsSql } from './add-run-events';
+import { addAdminIndexesMigration, addAdminIndexesSql } from './add-admin-indexes';
 import { createDurableTablesMigration, createDurableTablesSql } from './create-durable-tables';
 import { addSendAndStartOptionsMigration, addSendAndStartOptionsSql } from './add-send-and-start-options';
 import { createSchedulesTableMigration, createSchedulesTableSql } from './create-schedules-table';
@@ -17,6 +18,7 @@ export function durableMigrations(options: { schema?: string } = {}): (new () =>
   return [
     createDurableTablesMigration(schema),
     addRunEventsMigration(schema),
+    addAdminIndexesMigration(schema),
     createSchedulesTableMigration(schema),
     addSendAndStartOptionsMigration(schema),
   ];
@@ -28,6 +30,7 @@ export function durableTablesSql(schema: string = DEFAULT_SCHEMA): string[] {
   return [
     ...createDurableTablesSql(schema),
     ...addRunEventsSql(schema),
+    ...addAdminIndexesSql(schema),
     ...createSchedulesTableSql(schema),
     ...addSendAndStartOptionsSql(schema),
   ];
