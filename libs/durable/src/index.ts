@@ -14,8 +14,9 @@ export * from './health';
 export * from './interfaces';
 export { durableMigrations } from './persistence/migrations';
 export * from './schedules';
-export { DurableAdminModule, DurableAdminStore } from './admin';
+// The admin module (dashboard and API) is imported from 'nest-durable/admin'; its store and types from here.
+export { DurableAdminStore } from './admin/admin.store';
 export type * from './admin/admin.interfaces';
-export type { DurableAdminModuleOptions } from './admin';
+export type { DurableAdminModuleOptions } from './admin/admin.options';
 export type { PurgeOptions } from './durable.client';
 export type { PurgeResult, RetentionOptions } from './retention';
