@@ -190,5 +190,5 @@ describe('nest-durable CLI', () => {
     expect((await missing.exited).code).toBe(EXIT.notFound);
     await waitUntil('stderr', async () => (missing.stderrLines.length ? true : undefined), 1_000);
     expect(missing.stderrLines).toEqual(['No run with id "nope".']);
-  });
+  }, 180_000); // two Node processes that compile the library on start: slow on a loaded machine
 });

@@ -15,6 +15,8 @@ const README_IMAGE = path.resolve(__dirname, '..', 'docs', 'dashboard-run.png');
 @Injectable()
 class Billing {
   declined = true;
+  /** Holds the receipt step until the test has seen the resumed run in flight. */
+  receiptGate: Promise<void> = Promise.resolve();
 
   @Step() async loadInvoice(invoiceId: string): Promise<{ invoiceId: string; amount: number }> {
     return { invoiceId, amount: 4_200 };
@@ -27,6 +29,7 @@ class Billing {
   }
 
   @Step() async sendReceipt(chargeId: string): Promise<string> {
+    await this.receiptGate;
     return `receipt for ${chargeId}`;
   }
 
@@ -61,9 +64,9 @@ if (!chromiumAvailable) {
       await (await client.start('collectPayment', [id], { id: `payment:${id}` })).result();
     }
     billing.declined = true;
-    await expect((await client.start('collectPayment', ['inv-1004'], { id: 'payment:inv-1004' })).result()).rejects.toThrow(
-      'card declined',
-    );
+    await expect(
+      (await client.start('collectPayment', ['inv-1004'], { id: 'payment:inv-1004' })).result(),
+    ).rejects.toThrow('card declined');
     const { port } = app.getHttpServer().address() as AddressInfo;
     base = `http://127.0.0.1:${port}/ops/durable`;
     browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true });
@@ -89,16 +92,24 @@ if (!chromiumAvailable) {
     await page.click('text=payment:inv-1004');
 
     const failing = page.locator('tr[data-step="chargeCard#1"]');
-    await failing.locator('.error .message').filter({ hasText: 'card declined: insufficient funds for 4200 <b>EUR</b>' }).waitFor();
+    await failing
+      .locator('.error .message')
+      .filter({ hasText: 'card declined: insufficient funds for 4200 <b>EUR</b>' })
+      .waitFor();
     await expectLocator(failing.locator('.badge')).toHaveText('failed');
     await expectLocator(page.locator('dl.meta .badge')).toHaveText('failed');
     fs.mkdirSync(BUILD_DIR, { recursive: true });
     await page.screenshot({ path: path.join(BUILD_DIR, 'run-page-failed.png'), fullPage: true });
-    if (process.env.UPDATE_README_SCREENSHOT === '1') fs.copyFileSync(path.join(BUILD_DIR, 'run-page-failed.png'), README_IMAGE);
+    if (process.env.UPDATE_README_SCREENSHOT === '1')
+      fs.copyFileSync(path.join(BUILD_DIR, 'run-page-failed.png'), README_IMAGE);
 
     billing.declined = false;
+    let release!: () => void;
+    billing.receiptGate = new Promise((resolve) => (release = resolve));
     await page.click('form.action button:has-text("Resume")');
     await page.locator('.notice').filter({ hasText: 'put back in the queue' }).waitFor();
+    expect(await page.locator('dl.meta .badge').first().innerText()).not.toBe('succeeded');
+    release();
     // The page follows the run live (server-sent events) and reloads when it changes.
     await page.locator('dl.meta .badge.s-succeeded').waitFor({ timeout: 30_000 });
     await expectLocator(page.locator('tr[data-step="sendReceipt#1"] .badge')).toHaveText('succeeded');

@@ -10,18 +10,23 @@ export const DASHBOARD_SCRIPT = String.raw`'use strict';
   var runId = body.getAttribute('data-run');
   var runStatus = body.getAttribute('data-status');
   var runUpdated = body.getAttribute('data-updated');
+  var source = null;
   document.querySelectorAll('form[data-confirm]').forEach(function (form) {
     form.addEventListener('submit', function (event) {
-      if (!window.confirm(form.getAttribute('data-confirm'))) event.preventDefault();
+      if (!window.confirm(form.getAttribute('data-confirm'))) return event.preventDefault();
+      // A live reload now would cancel the navigation to the action's answer.
+      if (source) source.close();
+      source = null;
     });
   });
   if (!window.EventSource || !base) return;
   var live = document.getElementById('live');
   var url = base + '/api/events' + (runId ? '?run=' + encodeURIComponent(runId) : '');
-  var source = new EventSource(url);
+  source = new EventSource(url);
   source.onopen = function () { if (live) { live.textContent = 'live'; live.className = 'live on'; } };
   source.onerror = function () { if (live) { live.textContent = 'reconnecting'; live.className = 'live off'; } };
   source.onmessage = function (message) {
+    if (!source) return;
     var state = JSON.parse(message.data);
     Object.keys(state.counts).forEach(function (status) {
       var cell = document.querySelector('[data-count="' + status + '"]');
