@@ -80,8 +80,12 @@ import { RetentionService, RetentionStore } from './retention';
     MessageStore,
     MessageSender,
     StartStore,
+    DurableAdminStore,
+    RetentionStore,
+    RetentionService,
   ],
-  // DurableEvents is public; the others are for DurableHealthModule (this module is global).
+  // DurableEvents is public; the others are for DurableHealthModule, DurableAdminModule and the CLI
+  // (this module is global).
   exports: [
     DurableClient,
     DurableEvents,

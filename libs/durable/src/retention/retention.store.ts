@@ -17,7 +17,7 @@ export class RetentionStore {
 
   /**
    * Deletes up to `limit` runs of `status` finished before the cutoff (created and last updated before
-   * it, read on the (status, created_at) index), with their steps and signals. A child run whose parent
+   * it, read on the (status, created_at) index), with their steps, signals and events. A child run whose parent
    * has not finished is kept: the parent may still need it. Returns how many runs were deleted.
    */
   async purgeBatch(status: FinishedStatus, cutoff: PurgeCutoff, limit: number): Promise<number> {
@@ -33,7 +33,8 @@ export class RetentionStore {
          LIMIT $4
          FOR UPDATE OF r SKIP LOCKED),
        steps_deleted AS (DELETE FROM ${s}.steps WHERE run_id IN (SELECT id FROM doomed)),
-       signals_deleted AS (DELETE FROM ${s}.signals WHERE run_id IN (SELECT id FROM doomed))
+       signals_deleted AS (DELETE FROM ${s}.signals WHERE run_id IN (SELECT id FROM doomed)),
+       events_deleted AS (DELETE FROM ${s}.run_events WHERE run_id IN (SELECT id FROM doomed))
        DELETE FROM ${s}.runs WHERE id IN (SELECT id FROM doomed)`,
       [status, 'before' in cutoff ? cutoff.before : null, 'ageMs' in cutoff ? cutoff.ageMs : null, limit],
     );
