@@ -15,6 +15,7 @@
 // Options: --persistent, --tenants N (default 36), --no-crash.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -144,6 +145,9 @@ function matchWaiters(child, line) {
 const bodyStarts = new Map(); // run id -> [{ at, life }]
 const executions = []; // { run, key, attempt, life }
 let life = 0;
+let recoveredAtRestart;
+/** What the database held at the SIGKILL: the unfinished runs, and how many were executing. */
+let crash; // what the restarted app logged: runs it returned to the queue at startup
 
 function onAppLine(child, line, at) {
   matchWaiters(child, line);
@@ -154,6 +158,8 @@ function onAppLine(child, line, at) {
     bodyStarts.set(m[1], list);
     return;
   }
+  m = /Recovered (\d+) interrupted run/.exec(line);
+  if (m && life === 2) recoveredAtRestart = Number(m[1]);
   m = /\[Provisioning\] exec (\S+) attempt=(\d+) run=(\S+)/.exec(line);
   if (m) executions.push({ key: m[1], attempt: Number(m[2]), run: m[3], life });
   if (/\bERROR\b/.test(line) && !TTY) console.log(c.red(`  app: ${line.replace(/^.*ERROR\s*/, '')}`));
@@ -321,6 +327,17 @@ function demoTenants(count, label) {
   return list;
 }
 
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 function gcd(a, b) {
   return b === 0 ? a : gcd(b, a % b);
 }
@@ -332,9 +349,11 @@ let phase = 'starting';
 let drawnLines = 0;
 let lastPlainLine = 0;
 const events = [];
+/** The crash's lines (the kill, the restart) stay on screen to the end; other events scroll. */
+const pinned = [];
 
-function note(message) {
-  events.push(`${elapsed().padStart(6)}  ${message}`);
+function note(message, { pin = false } = {}) {
+  (pin ? pinned : events).push(`${elapsed().padStart(6)}  ${message}`);
   if (!TTY) console.log(`[${elapsed()}] ${message}`);
 }
 
@@ -379,7 +398,7 @@ function render(tenants, statuses, { force = false } = {}) {
         .map(cell)
         .join(''),
     );
-  lines.push('', ...events.slice(-6).map((e) => c.dim(e)));
+  lines.push('', ...pinned, ...events.slice(-6).map((e) => c.dim(e)));
   const out = (drawnLines ? `\x1b[${drawnLines}F` : '') + lines.map((l) => `\x1b[2K${l}`).join('\n') + '\n';
   process.stdout.write(out);
   drawnLines = lines.length;
@@ -431,7 +450,8 @@ async function main() {
   // 3. the app
   const appEnv = {
     DATABASE_URL: url,
-    PORT: '0',
+    // One port for both lives of the app, so the dashboard's URL stays valid across the restart.
+    PORT: String(await freePort()),
     PROVIDER_URL: providerUrl,
     EXECUTOR_ID,
     APPROVAL_TIMEOUT: '2m',
@@ -442,7 +462,10 @@ async function main() {
     QUOTA_ENTERPRISE: '100000',
   };
   let app = await startApp(appEnv);
-  console.log(`App: ${app.url} (pid ${app.child.pid}); logs in ${path.relative(root, LOG_DIR)}/\n`);
+  console.log(`App: ${app.url} (pid ${app.child.pid}); logs in ${path.relative(root, LOG_DIR)}/`);
+  console.log(
+    `Dashboard: ${c.bold(`${app.url}/durable`)} (runs, steps, errors; open it while the demo runs)\n`,
+  );
 
   const tenants = demoTenants(TENANTS, label);
   const statuses = new Map();
@@ -481,21 +504,35 @@ async function main() {
       if ([...statuses.values()].filter((s) => s === 'active').length >= tenants.length / 4) break;
       await sleep(150);
     }
-    const active = [...statuses.values()].filter((s) => s === 'active').length;
     app.child.kill('SIGKILL');
     await app.child.exited;
+    // What the database holds at the kill: the runs not finished, executing (owned) or parked/queued.
+    const { rows } = await db.query(
+      `SELECT id, status FROM durable.runs WHERE id = ANY($1) AND status NOT IN ('succeeded', 'failed', 'cancelled')`,
+      [tenants.map((t) => t.runId)],
+    );
+    crash = {
+      inFlight: new Set(rows.map((row) => row.id)),
+      executing: rows.filter((row) => row.status === 'running').length,
+    };
     phase = c.red('app killed (SIGKILL)');
     note(
       c.red(
-        `SIGKILL to the app (pid ${app.child.pid}) with ${tenants.length - active} tenants still in flight`,
+        `SIGKILL to the app (pid ${app.child.pid}) with ${crash.inFlight.size} runs in flight ` +
+          `(${crash.executing} executing, ${crash.inFlight.size - crash.executing} parked or queued)`,
       ),
+      { pin: true },
     );
     await tick({ force: true });
     await sleep(800);
     phase = 'restarting the app';
     await tick({ force: true });
     app = await startApp(appEnv);
-    note(`app restarted (pid ${app.child.pid}); executor "${EXECUTOR_ID}" resumes its interrupted runs`);
+    note(
+      `app restarted (pid ${app.child.pid}); executor "${EXECUTOR_ID}" recovered ${recoveredAtRestart ?? 0} ` +
+        'interrupted run(s) at startup',
+      { pin: true },
+    );
   }
 
   // 5. approvals and progress until everything settles
@@ -554,7 +591,6 @@ async function summary({ tenants, statuses, app, providerUrl, db }) {
   // Replays: each re-execution of a run's body (recovery, wake-up after the approval) replays the steps
   // recorded before it; executions: the step bodies that ran (the app logs one line each).
   let replayed = 0;
-  let resumedAfterCrash = 0;
   for (const t of tenants) {
     const starts = bodyStarts.get(t.runId) ?? [];
     const steps = views.get(t.id)?.steps ?? [];
@@ -563,8 +599,11 @@ async function summary({ tenants, statuses, app, providerUrl, db }) {
         (s) => s.status === 'succeeded' && s.finishedAt && new Date(s.finishedAt).getTime() < start.at,
       ).length;
     }
-    if (starts.some((s) => s.life === 1) && starts.some((s) => s.life === 2)) resumedAfterCrash += 1;
   }
+  // Of the runs in flight at the kill, those the restarted app executed (resumed from their history).
+  const resumedAfterCrash = crash
+    ? [...crash.inFlight].filter((id) => (bodyStarts.get(id) ?? []).some((start) => start.life === 2)).length
+    : 0;
   const ranTwice = new Map();
   for (const e of executions) {
     const id = `${e.run} ${e.key}`;
@@ -590,11 +629,22 @@ async function summary({ tenants, statuses, app, providerUrl, db }) {
 
   const line = (label, value) => console.log(`  ${label.padEnd(28)} ${value}`);
   console.log(`\n${c.bold('Summary')} ${c.dim(`(${elapsed()})`)}`);
+  for (const pin of pinned) console.log(`  ${pin.trim()}`);
   line('tenants', `${tenants.length}`);
   line('  active', c.green(String(count('active'))));
   line('  failed', `${c.red(String(count('failed')))} (compensated: ${compensated('failed')})`);
   line('  cancelled', `${count('cancelled')} (compensated: ${compensated('cancelled')})`);
-  line('runs resumed after the crash', CRASH ? String(resumedAfterCrash) : '-');
+  if (crash) {
+    line(
+      'in flight at the SIGKILL',
+      `${crash.inFlight.size} runs (${crash.executing} executing, ${crash.inFlight.size - crash.executing} parked or queued)`,
+    );
+    line(
+      'recovered at the restart',
+      `${recoveredAtRestart ?? 0} (the executing ones, returned to the queue at startup)`,
+    );
+    line('resumed after the crash', `${resumedAfterCrash} of the ${crash.inFlight.size} in flight`);
+  }
   line('steps executed', `${executions.length} step bodies ran (${retries} of them retries)`);
   line('steps replayed', `${replayed} recorded results returned without running again`);
   line(
@@ -652,6 +702,13 @@ async function summary({ tenants, statuses, app, providerUrl, db }) {
   );
   const check = (ok, text) => console.log(`  ${ok ? c.green('✓') : c.red('✗')} ${text}`);
   console.log('');
+  if (crash) {
+    check(
+      recoveredAtRestart === crash.executing && resumedAfterCrash === crash.inFlight.size,
+      `every run in flight at the SIGKILL was resumed (${resumedAfterCrash}/${crash.inFlight.size}); ` +
+        `recovered at startup = executing at the kill (${recoveredAtRestart ?? 0}/${crash.executing})`,
+    );
+  }
   check(maxDatabases <= 1, `at most one database per tenant at the provider (max ${maxDatabases})`);
   check(quota[0].reservations === quota[0].tenants, 'no quota reserved twice');
   check(

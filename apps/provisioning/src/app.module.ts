@@ -3,16 +3,21 @@ import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { TerminusModule } from '@nestjs/terminus';
 import { DurableHealthModule, DurableModule } from 'nest-durable';
+import { DurableAdminModule } from 'nest-durable/admin';
 import { appMigrations } from '../../../migrations';
 import { ConfigModule } from './config/config.module';
 import { PROVISIONING_CONFIG, ProvisioningConfig } from './config/provisioning.config';
 import { FakeProviderModule } from './fake-provider/fake-provider.module';
+import { DemoDashboardGuard } from './dashboard.guard';
 import { HealthController } from './health.controller';
 import { RunsController } from './runs/runs.controller';
 import { PlanQuota, QuotaReservation } from './tenants/quota.entity';
 import { ApiKey, TenantUser } from './tenants/tenant-user.entity';
 import { Tenant } from './tenants/tenant.entity';
 import { TenantsModule } from './tenants/tenants.module';
+
+/** URL path of the durable dashboard. */
+export const DASHBOARD_PATH = 'durable';
 
 @Module({
   imports: [
@@ -41,9 +46,12 @@ import { TenantsModule } from './tenants/tenants.module';
     }),
     TerminusModule,
     DurableHealthModule,
+    // The operator dashboard and admin API at /durable (/durable/api), behind the app's guard.
+    DurableAdminModule.forRoot({ path: DASHBOARD_PATH, guard: DemoDashboardGuard }),
     TenantsModule,
     FakeProviderModule,
   ],
+  providers: [DemoDashboardGuard],
   controllers: [HealthController, RunsController],
 })
 export class AppModule {}

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { AddressInfo } from 'node:net';
-import { AppModule } from './app.module';
+import { AppModule, DASHBOARD_PATH } from './app.module';
 import { configureApp } from './app.setup';
 
 async function bootstrap(): Promise<void> {
@@ -12,6 +12,7 @@ async function bootstrap(): Promise<void> {
   const { port } = app.getHttpServer().address() as AddressInfo;
   // The demo and the crash test wait for this line (PORT=0 picks a free port).
   Logger.log(`Provisioning API listening on http://127.0.0.1:${port} (pid ${process.pid})`, 'Bootstrap');
+  Logger.log(`Dashboard: http://127.0.0.1:${port}/${DASHBOARD_PATH}`, 'Bootstrap');
 }
 
 bootstrap().catch((error: unknown) => {

@@ -4,8 +4,8 @@
  *
  *   node -r @swc-node/register apps/provisioning/src/fake-provider/fake-provider.main.ts
  *
- * Environment: FAKE_PROVIDER_PORT (default 0: a free port), FAKE_PROVIDER_LATENCY_MS ('50-200'),
- * FAKE_PROVIDER_FAILURE_RATE ('0.1'). Prints `FAKE_PROVIDER_LISTENING <url>` once it accepts calls.
+ * Environment: FAKE_PROVIDER_PORT (default 0: a free port), FAKE_PROVIDER_LATENCY_MS ('20-80'),
+ * FAKE_PROVIDER_FAILURE_RATE ('0'). Prints `FAKE_PROVIDER_LISTENING <url>` once it accepts calls.
  */
 import { FakeProvider, fakeProviderOptionsFromEnv } from './fake-provider';
 

@@ -1,4 +1,4 @@
-import { Controller, Get, Query } from '@nestjs/common';
+import { Controller, Get, NotFoundException, Param, Query } from '@nestjs/common';
 import { DurableClient, RUN_STATUSES, RunStatus } from 'nest-durable';
 import { Transform, Type } from 'class-transformer';
 import { ArrayNotEmpty, IsIn, IsInt, IsOptional, IsString, Length, Max, Min } from 'class-validator';
@@ -32,7 +32,10 @@ export class ListRunsQueryDto {
   after?: string;
 }
 
-/** For operators: the durable runs of this app (any workflow), newest first, with a cursor. */
+/**
+ * For operators: the durable runs of this app (any workflow), newest first, with a cursor, and one run
+ * with its steps. The dashboard (/durable) shows the same and more.
+ */
 @Controller('runs')
 export class RunsController {
   constructor(private readonly durable: DurableClient) {}
@@ -58,6 +61,20 @@ export class RunsController {
         updatedAt: run.updatedAt,
       })),
       next: page.next ?? null,
+    };
+  }
+
+  /** GET /runs/:id: the run with its steps (attempts, timings, errors, outputs). */
+  @Get(':id')
+  async get(@Param('id') id: string) {
+    const run = await this.durable.status(id);
+    if (!run) throw new NotFoundException(`No run with id "${id}".`);
+    return {
+      ...run,
+      steps: run.steps.map((step) => ({
+        ...step,
+        durationMs: step.finishedAt ? step.finishedAt.getTime() - step.startedAt.getTime() : null,
+      })),
     };
   }
 }
