@@ -145,9 +145,10 @@ function matchWaiters(child, line) {
 const bodyStarts = new Map(); // run id -> [{ at, life }]
 const executions = []; // { run, key, attempt, life }
 let life = 0;
+/** What the restarted app logged: the runs it returned to the queue at startup. */
 let recoveredAtRestart;
 /** What the database held at the SIGKILL: the unfinished runs, and how many were executing. */
-let crash; // what the restarted app logged: runs it returned to the queue at startup
+let crash;
 
 function onAppLine(child, line, at) {
   matchWaiters(child, line);
