@@ -18,6 +18,9 @@ export const messages = {
   replayMismatch: (runId: string, expected: string[], actual: string) =>
     `Run "${runId}" called step "${actual}" but its history expects ${expected.map((k) => `"${k}"`).join(', ')} next. ` +
     'The workflow code changed incompatibly; its recorded steps are kept: deploy the matching code and resume the run.',
+  checkpointLost: (runId: string, keys: string[]) =>
+    `Run "${runId}": the database no longer holds step(s) ${keys.map((k) => `"${k}"`).join(', ')}, committed asynchronously ` +
+    '(option asyncCheckpoints) and lost in a database crash. The run was released and resumes from its last durable step.',
   leaseLost: (runId: string, epoch: number) =>
     `Run "${runId}" is no longer owned by this process (epoch ${epoch}): another executor took it over. This process abandoned it.`,
   nonSerializable: (where: string, path: string, reason: string) =>

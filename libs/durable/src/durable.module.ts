@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
+import { AsyncCheckpoints } from './async-checkpoints';
 import { TransactionContext } from './context';
 import { DurableClient } from './durable.client';
 import { DurableExplorer } from './durable.explorer';
@@ -51,6 +52,7 @@ import { RetentionService, RetentionStore } from './retention';
     WorkflowRegistry,
     DurableExplorer,
     DurableDatabase,
+    AsyncCheckpoints,
     DurableStore,
     RunControlStore,
     DurableEvents,

@@ -19,6 +19,7 @@ describe('resolveDurableOptions', () => {
       tracing: true,
       metrics: true,
       queueMetricsIntervalMs: 5_000,
+      asyncCheckpoints: false,
     });
   });
 
@@ -55,6 +56,7 @@ describe('resolveDurableOptions', () => {
     ['tracing', { tracing: 'on' }],
     ['metrics', { metrics: 1 }],
     ['queueMetricsIntervalMs', { queueMetricsIntervalMs: 50 }],
+    ['asyncCheckpoints', { asyncCheckpoints: 'on' }],
     ['unknownOption', { unknownOption: true }],
   ])('rejects a bad %s with InvalidOptionsError naming it', (name, options) => {
     expect(() => resolveDurableOptions(options as never)).toThrow(InvalidOptionsError);

@@ -34,6 +34,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'metrics',
   'queueMetricsIntervalMs',
   'retention',
+  'asyncCheckpoints',
 ]);
 
 /** Applies defaults and validates; every problem names the option. */
@@ -66,6 +67,7 @@ export function resolveDurableOptions(options: DurableModuleOptions = {}): Resol
     metrics: options.metrics ?? true,
     queueMetricsIntervalMs: options.queueMetricsIntervalMs ?? DEFAULT_QUEUE_METRICS_INTERVAL_MS,
     retention: resolveRetention(options.retention),
+    asyncCheckpoints: options.asyncCheckpoints ?? false,
   };
   assertValidSchemaName(resolved.schema);
   const id = resolved.executorId;
@@ -74,7 +76,14 @@ export function resolveDurableOptions(options: DurableModuleOptions = {}): Resol
       messages.invalidOption('executorId', id, `a string of 1-${MAX_ID_LENGTH} characters`),
     );
   }
-  for (const key of ['worker', 'recoverOnStartup', 'preparedStatements', 'tracing', 'metrics'] as const) {
+  for (const key of [
+    'worker',
+    'recoverOnStartup',
+    'preparedStatements',
+    'tracing',
+    'metrics',
+    'asyncCheckpoints',
+  ] as const) {
     if (typeof resolved[key] !== 'boolean')
       throw new InvalidOptionsError(messages.invalidOption(key, resolved[key], 'a boolean'));
   }

@@ -49,6 +49,24 @@ export interface DurableModuleOptions {
    * @example retention: { succeeded: '7d', failed: '30d', cancelled: '7d' }
    */
   retention?: RetentionOptions;
+  /**
+   * Commit the checkpoint of a non-transactional step that succeeded asynchronously
+   * (`synchronous_commit = off` for that commit only): PostgreSQL acknowledges it before flushing it to
+   * disk, so such a step costs no wait for the disk. Everything else stays synchronous: starts,
+   * transactional steps (their writes and checkpoint), failed and retried attempts, sleeps, signals,
+   * child runs, compensations, finishes. Default false.
+   *
+   * What it changes: a crash of the database (not of this process) may lose the checkpoints of the last
+   * moments (at most about 3 x `wal_writer_delay`, 600 ms by default, and only those written since the
+   * run's last synchronous write); those steps run again, with the same idempotency keys, as steps
+   * interrupted by a process crash do. Nothing durable is built on a lost checkpoint: the run's next
+   * synchronous write (its finish, a transactional step, a sleep...) commits only if its asynchronous
+   * checkpoints are still there, and otherwise the run resumes from what the database holds. Steps that
+   * already ran after a lost checkpoint had seen its first output, which a re-execution may not
+   * reproduce: use this where non-transactional steps are deterministic for their inputs, or idempotent
+   * by key whatever their inputs. See the README (Performance).
+   */
+  asyncCheckpoints?: boolean;
 }
 
 /** Options fixed when the module is defined (they choose injection tokens). */

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
+import { AsyncCheckpoints } from '../async-checkpoints';
 import type { RunStatus } from '../interfaces';
 import { DurableDatabase } from './durable.database';
 import type { ClaimedRun, Lease, RunRow, StepRecord, StepRow } from './row-types';
@@ -23,7 +24,10 @@ export class DurableStore {
   private readonly s: string;
   private readonly channel: string;
 
-  constructor(private readonly db: DurableDatabase) {
+  constructor(
+    private readonly db: DurableDatabase,
+    private readonly asyncCheckpoints: AsyncCheckpoints,
+  ) {
     this.s = db.s;
     this.channel = db.channel;
   }
@@ -150,12 +154,13 @@ export class DurableStore {
   }
 
   /** Gives one run back to the queue (e.g. it cannot be executed here after all). */
-  async releaseRun(lease: Lease): Promise<void> {
-    await this.db.query(
+  async releaseRun(lease: Lease): Promise<boolean> {
+    const { rowCount } = await this.db.query(
       `UPDATE ${this.s}.runs SET ${RELEASED}, available_at = LEAST(available_at, now()), updated_at = now()
        WHERE ${FENCE}`,
       [lease.runId, lease.executorId, lease.epoch],
     );
+    return rowCount === 1;
   }
 
   /** Gives back this executor's runs (graceful shutdown) so another replica takes them at once. */
@@ -211,15 +216,16 @@ export class DurableStore {
    * for this write or makes it insert nothing. Returns false when the lease is gone.
    */
   async recordStep(lease: Lease, step: StepRecord, manager?: EntityManager): Promise<boolean> {
+    const plan = this.asyncCheckpoints.plan(lease, step, manager);
     const { rowCount } = await this.db.query(
       `INSERT INTO ${this.s}.steps (run_id, key, name, kind, status, output, error, attempts, started_at, finished_at,
          undo_args)
        SELECT $1, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13::jsonb
-       FROM ${this.s}.runs WHERE ${FENCE} FOR SHARE
+       FROM ${this.s}.runs WHERE ${FENCE}${this.asyncCheckpoints.sql(plan, this.s, 14)} FOR SHARE
        ON CONFLICT (run_id, key) DO UPDATE SET status = EXCLUDED.status, output = EXCLUDED.output,
          error = EXCLUDED.error, attempts = EXCLUDED.attempts, finished_at = EXCLUDED.finished_at,
          undo_args = EXCLUDED.undo_args`,
-      [
+      this.asyncCheckpoints.params(plan, [
         lease.runId,
         lease.executorId,
         lease.epoch,
@@ -234,21 +240,23 @@ export class DurableStore {
         step.startedAt.toISOString(),
         step.finishedAt?.toISOString() ?? null,
         step.undoArgs ?? null,
-      ],
+      ]),
       manager,
     );
+    await this.asyncCheckpoints.settle(lease, plan, rowCount === 1, () => this.releaseRun(lease));
     return rowCount === 1;
   }
 
   /** Ends a run we own and tells every listener. Returns false when the lease is gone. */
   async finishRun(lease: Lease, outcome: RunOutcomeRecord): Promise<boolean> {
+    const plan = this.asyncCheckpoints.plan(lease);
     const { rows } = await this.db.query(
       `WITH finished AS (
          UPDATE ${this.s}.runs SET status = $4, output = $5::jsonb, error = $6::jsonb, failed_step = $7,
            executor = NULL, compensating = false, updated_at = now()
-         WHERE ${FENCE} RETURNING id)
+         WHERE ${FENCE}${this.asyncCheckpoints.sql(plan, this.s, 9)} RETURNING id)
        SELECT pg_notify($8, 'done:' || id) FROM finished`,
-      [
+      this.asyncCheckpoints.params(plan, [
         lease.runId,
         lease.executorId,
         lease.epoch,
@@ -257,20 +265,23 @@ export class DurableStore {
         outcome.error,
         outcome.failedStep,
         this.channel,
-      ],
+      ]),
     );
+    await this.asyncCheckpoints.settle(lease, plan, rows.length === 1, () => this.releaseRun(lease));
     return rows.length === 1;
   }
 
   /** Parks a run we own until `wakeInMs` from now (or its deadline, if sooner); any replica resumes it. */
   async parkRun(lease: Lease, status: 'sleeping' | 'waiting', wakeInMs: number): Promise<boolean> {
+    const plan = this.asyncCheckpoints.plan(lease);
     const { rowCount } = await this.db.query(
       `UPDATE ${this.s}.runs SET executor = NULL, updated_at = now(),
          status = CASE WHEN status = 'cancelled' THEN status ELSE $4 END,
          available_at = LEAST(now() + $5::bigint * interval '1 millisecond', COALESCE(deadline, 'infinity'))
-       WHERE ${FENCE}`,
-      [lease.runId, lease.executorId, lease.epoch, status, wakeInMs],
+       WHERE ${FENCE}${this.asyncCheckpoints.sql(plan, this.s, 6)}`,
+      this.asyncCheckpoints.params(plan, [lease.runId, lease.executorId, lease.epoch, status, wakeInMs]),
     );
+    await this.asyncCheckpoints.settle(lease, plan, rowCount === 1, () => this.releaseRun(lease));
     return rowCount === 1;
   }
 
@@ -280,13 +291,14 @@ export class DurableStore {
    * signal counter (for a park that must not miss a signal sent after this read).
    */
   async consumeSignal(lease: Lease, name: string, step: StepRecord): Promise<ConsumedSignal> {
+    const plan = this.asyncCheckpoints.plan(lease);
     const { rows } = await this.db.query<{
       signal_count: number | null;
       consumed: boolean;
       payload: unknown;
     }>(
       `WITH owner AS (
-         SELECT signal_count FROM ${this.s}.runs WHERE ${FENCE} FOR SHARE),
+         SELECT signal_count FROM ${this.s}.runs WHERE ${FENCE}${this.asyncCheckpoints.sql(plan, this.s, 8)} FOR SHARE),
        picked AS (
          SELECT s.id FROM ${this.s}.signals s
          WHERE s.run_id = $1 AND s.name = $4 AND s.consumed_by IS NULL AND EXISTS (SELECT 1 FROM owner)
@@ -303,9 +315,18 @@ export class DurableStore {
        SELECT (SELECT signal_count FROM owner) AS signal_count,
               EXISTS (SELECT 1 FROM recorded) AS consumed,
               (SELECT payload FROM consumed) AS payload`,
-      [lease.runId, lease.executorId, lease.epoch, name, step.key, step.name, step.startedAt.toISOString()],
+      this.asyncCheckpoints.params(plan, [
+        lease.runId,
+        lease.executorId,
+        lease.epoch,
+        name,
+        step.key,
+        step.name,
+        step.startedAt.toISOString(),
+      ]),
     );
     const row = rows[0];
+    await this.asyncCheckpoints.settle(lease, plan, row.signal_count !== null, () => this.releaseRun(lease));
     return {
       owned: row.signal_count !== null,
       consumed: row.consumed,

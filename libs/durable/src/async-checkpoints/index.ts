@@ -1,0 +1,2 @@
+export { AsyncCheckpoints } from './async-checkpoints';
+export type { CommitPlan } from './async-checkpoints';
