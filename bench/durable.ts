@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { DurableClient, DurableModuleOptions } from 'nest-durable';
+import { DurableStore } from 'nest-durable/persistence/durable.store';
 import { BenchFlows, BUSINESS_TABLE_DDL, createBenchApp } from './app';
 import {
   StatementCounter,
@@ -16,15 +17,34 @@ import {
   readConfig,
   round,
   runConcurrently,
+  percentile,
   sleep,
   startProfile,
   stopProfile,
+  suiteOf,
+  warmRound,
 } from './support';
 
 // Patches pg.Client.prototype.query (shared by TypeORM's pool and every client), before the app boots.
 const counter = new StatementCounter().install();
 
 const { url, config } = readConfig();
+
+/**
+ * `durable-async` is this child with the asyncCheckpoints option on; `durable-telemetry-off` with tracing
+ * and metrics off (bench/app.ts reads BENCH_TELEMETRY).
+ */
+const SYSTEM =
+  process.env.BENCH_ASYNC_CHECKPOINTS === '1'
+    ? 'durable-async'
+    : process.env.BENCH_TELEMETRY === 'off'
+      ? 'durable-telemetry-off'
+      : 'durable';
+
+/** The DataSource's pg pool (the library's statements go straight to it). */
+function poolOf(app: INestApplicationContext): pg.Pool {
+  return (app.get(DataSource).driver as unknown as { master: pg.Pool }).master;
+}
 
 /** Statement counting must see only the runs: no heartbeat or sweep inside the window. */
 const QUIET: DurableModuleOptions = { leaseMs: 3_600_000, heartbeatMs: 600_000, pollIntervalMs: 600_000 };
@@ -36,6 +56,7 @@ async function boot(durable: DurableModuleOptions = {}): Promise<INestApplicatio
     durable: {
       concurrency: config.durableConcurrency ?? Math.max(32, config.concurrency),
       ...(config.pollIntervalMs ? { pollIntervalMs: config.pollIntervalMs } : {}),
+      ...(SYSTEM === 'durable-async' ? { asyncCheckpoints: true } : {}),
       ...durable,
     },
   });
@@ -74,27 +95,35 @@ async function waitFor(
   }
 }
 
-/** Sequential direct calls of the @Workflow method (what a caller that just awaits it sees). */
-async function latency(): Promise<void> {
+/**
+ * Each configuration, after a warm-up: sequential direct calls of the @Workflow method (latency: what a
+ * caller that just awaits it sees), or client.start + handle.result(), `concurrency` at a time.
+ */
+async function suite(): Promise<void> {
   const app = await boot();
+  await app.get(DataSource).query(BUSINESS_TABLE_DDL);
   const flows = app.get(BenchFlows);
-  const call = config.steps === 10 ? (i: number) => flows.ten(i) : (i: number) => flows.three(i);
-  await runConcurrently(config.warmup, 1, call);
-  gc();
-  emit(await measure('durable', config, 1, call, counter));
-  await app.close();
-}
-
-/** client.start + handle.result(), `concurrency` at a time. */
-async function throughput(): Promise<void> {
-  const app = await boot();
-  if (config.workload === 'transactional') await app.get(DataSource).query(BUSINESS_TABLE_DDL);
   const client = app.get(DurableClient);
-  const name = workflowOf(config.workload, config.steps);
-  const run = async (i: number) => (await client.start(name, [i])).result();
-  await runConcurrently(config.warmup, config.concurrency, run);
+  const cases = suiteOf(config).map((c) => {
+    const name = workflowOf(c.workload, c.steps);
+    const run =
+      c.workload === 'latency'
+        ? c.steps === 10
+          ? (i: number) => flows.ten(i)
+          : (i: number) => flows.three(i)
+        : async (i: number) => (await client.start(name, [i])).result();
+    return { c, run, concurrency: c.workload === 'latency' ? 1 : c.concurrency };
+  });
+  // All warm-ups first: the launcher starts measuring once every system has booted and warmed up.
+  for (const { c, run, concurrency } of cases) await runConcurrently(c.warmup, concurrency, run);
   gc();
-  emit(await measure('durable', config, config.concurrency, run, counter));
+  for (const { c, run, concurrency } of cases) {
+    emit(
+      await measure(SYSTEM, c, concurrency, run, counter, () =>
+        warmRound(concurrency, run, poolOf(app), c.poolSize),
+      ),
+    );
+  }
   await app.close();
 }
 
@@ -304,10 +333,121 @@ async function sleeping(): Promise<void> {
   await app.close();
 }
 
+/** A worker process (client latency, scale): boots, says so, and executes runs until stdin closes. */
+async function worker(): Promise<void> {
+  const app = await boot();
+  emit({ event: 'worker-ready' });
+  await new Promise<void>((resolve) => process.stdin.on('end', resolve).resume());
+  await app.close();
+}
+
+/** A client-only process (worker: false): start -> handle.result(), each timed; another process executes. */
+async function clientLatency(): Promise<void> {
+  const app = await boot({ worker: false });
+  const client = app.get(DurableClient);
+  const run = async (i: number) => (await client.start('bench3', [i])).result();
+  await runConcurrently(config.warmup, config.concurrency, run);
+  emit(
+    await measure(SYSTEM, config, config.concurrency, run, counter, () =>
+      warmRound(config.concurrency, run, poolOf(app), config.poolSize),
+    ),
+  );
+  await app.close();
+}
+
+/**
+ * Scale: the worker processes are up and idle; this client-only process starts every run in one
+ * transaction (they become claimable at once, and one notification wakes all workers), then times them
+ * until all have finished.
+ */
+async function scaleFeed(): Promise<void> {
+  const app = await boot({ worker: false });
+  const client = app.get(DurableClient);
+  const watch = await watcher();
+  await app.get(DataSource).transaction(async (manager) => {
+    for (let i = 0; i < config.runs; i++) await client.start('bench3', [i], { manager });
+  });
+  const committed = Date.now();
+  await startProfile();
+  const doneAt = await waitFor(watch, `status = 'succeeded'`, config.runs, 120_000, 10);
+  await stopProfile();
+  const seconds = (doneAt - committed) / 1000;
+  emit({
+    workload: 'scale',
+    system: SYSTEM,
+    steps: config.steps,
+    concurrency: config.concurrency,
+    workers: config.workers,
+    runs: config.runs,
+    seconds: round(seconds),
+    runs_per_s: round(config.runs / seconds, 1),
+  });
+  await watch.end();
+  await app.close();
+}
+
+/** The claim statement with a small and a large backlog of pending runs: time per claim, index use. */
+async function claimCost(): Promise<void> {
+  const app = await boot({ worker: false });
+  const db = app.get(DataSource);
+  const store = app.get(DurableStore, { strict: false });
+  const served = { workflows: ['bench3'], versions: ['1'] };
+  for (const backlog of config.backlogs ?? [100_000]) {
+    await db.query('TRUNCATE durable.runs, durable.steps');
+    await db.query(
+      `INSERT INTO durable.runs (id, workflow, version, status, input, available_at)
+       SELECT 'backlog-' || i, 'bench3', '1', 'pending', jsonb_build_array(i),
+              now() - interval '1 hour' + i * interval '1 millisecond'
+       FROM generate_series(1, $1) i`,
+      [backlog],
+    );
+    await db.query('VACUUM ANALYZE durable.runs');
+    for (let i = 0; i < config.warmup; i++)
+      await store.claimRuns('bench-claimer', served, config.concurrency);
+    const stats = async () =>
+      (
+        await db.query(
+          `SELECT idx_scan::int AS idx, idx_tup_fetch::int AS fetched FROM pg_stat_user_tables
+           WHERE schemaname = 'durable' AND relname = 'runs'`,
+        )
+      )[0] as { idx: number; fetched: number };
+    await db.query('SELECT pg_stat_force_next_flush()').catch(() => undefined);
+    const before = await stats();
+    const times: number[] = [];
+    let claimed = 0;
+    for (let i = 0; i < config.runs; i++) {
+      const t = performance.now();
+      claimed += (await store.claimRuns('bench-claimer', served, config.concurrency)).length;
+      times.push(performance.now() - t);
+    }
+    await db.query('SELECT pg_stat_force_next_flush()').catch(() => undefined);
+    await sleep(600); // statistics reach the view at most every 500 ms without the function above (PG < 15)
+    const after = await stats();
+    emit({
+      workload: 'claim-cost',
+      system: SYSTEM,
+      steps: config.steps,
+      concurrency: config.concurrency,
+      backlog,
+      runs: config.runs,
+      claimed,
+      p50_ms: round(percentile(times, 50)),
+      p99_ms: round(percentile(times, 99)),
+      ms_per_claimed_run: round(times.reduce((a, b) => a + b, 0) / Math.max(1, claimed), 4),
+      idx_scans_per_claim: round((after.idx - before.idx) / config.runs, 1),
+      rows_fetched_per_claim: round((after.fetched - before.fetched) / config.runs, 1),
+    });
+  }
+  await app.close();
+}
+
 const workloads: Record<string, () => Promise<void>> = {
-  latency,
-  throughput,
-  transactional: throughput,
+  suite,
+  'client-worker': worker,
+  'scale-worker': worker,
+  'client-latency': clientLatency,
+  scale: scaleFeed,
+  'claim-cost': claimCost,
   statements,
   'recovery-crash': recoveryCrash,
   'recovery-resume': recoveryResume,

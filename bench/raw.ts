@@ -9,7 +9,18 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createDurableTablesSql } from 'nest-durable/persistence/migrations/create-durable-tables';
-import { StatementCounter, cpuMs, emit, gc, measure, readConfig, runConcurrently } from './support';
+import {
+  BenchConfig,
+  StatementCounter,
+  cpuMs,
+  emit,
+  gc,
+  measure,
+  readConfig,
+  runConcurrently,
+  suiteOf,
+  warmRound,
+} from './support';
 
 const counter = new StatementCounter().install();
 const { url, config } = readConfig();
@@ -40,6 +51,22 @@ async function main(): Promise<void> {
   await pool.query(BUSINESS_TABLE_DDL);
 
   if (config.workload === 'recovery') return recovery(pool);
+  const cases = suiteOf(config).map((c) => workload(pool, c));
+  // All warm-ups first: the launcher starts measuring once every system has booted and warmed up.
+  for (const w of cases) await runConcurrently(w.config.warmup, w.concurrency, w.workflow);
+  gc();
+  for (const { config: c, concurrency, workflow } of cases) {
+    emit(
+      await measure(SYSTEM, c, concurrency, workflow, counter, () =>
+        warmRound(concurrency, workflow, pool, c.poolSize),
+      ),
+    );
+  }
+  await pool.end();
+}
+
+/** One latency/throughput/transactional configuration: the hand-written "workflow" and its concurrency. */
+function workload(pool: pg.Pool, config: BenchConfig) {
   const transactional = config.workload === 'transactional';
   const steps = config.steps;
 
@@ -79,11 +106,7 @@ async function main(): Promise<void> {
     return v;
   }
 
-  const concurrency = config.workload === 'latency' ? 1 : config.concurrency;
-  await runConcurrently(config.warmup, concurrency, workflow);
-  gc();
-  emit(await measure(SYSTEM, config, concurrency, workflow, counter));
-  await pool.end();
+  return { config, workflow, concurrency: config.workload === 'latency' ? 1 : config.concurrency };
 }
 
 /**

@@ -1,12 +1,30 @@
-// CPU time of the PostgreSQL server processes, read from /proc (Linux): the postmaster and its backends,
-// i.e. every process named "postgres" on this machine. Sampled by scripts/bench.mjs around each measured
-// round, so the server's work per run can be compared between systems. Undefined where /proc is absent.
+// CPU time of one PostgreSQL server, read from /proc (Linux): its postmaster and the postmaster's
+// children (backends, WAL writer, checkpointer, ...). Sampled by scripts/bench.mjs around each measured
+// round, so the server's work per run can be compared between systems. Other PostgreSQL servers on the
+// machine are not counted. Undefined where /proc is absent or the server is not on this machine.
 import fs from 'node:fs';
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
-/** @returns {Map<string, number> | undefined} CPU ticks (user + system) so far of each postgres process */
-export function sampleServerCpu() {
+function stat(pid) {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) }; // utime + stime
+  } catch {
+    return undefined; // exited meanwhile, or not on this machine
+  }
+}
+
+/** The postmaster of a backend: its parent process, when the server runs on this machine. */
+export function postmasterOf(backendPid) {
+  return stat(backendPid)?.ppid;
+}
+
+/** @returns {Map<string, number> | undefined} CPU ticks so far of the postmaster `root` and its children */
+export function sampleServerCpu(root) {
+  if (!root) return undefined;
   let pids;
   try {
     pids = fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name));
@@ -15,17 +33,8 @@ export function sampleServerCpu() {
   }
   const ticks = new Map();
   for (const pid of pids) {
-    let stat;
-    try {
-      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue; // exited meanwhile
-    }
-    // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
-    const close = stat.lastIndexOf(')');
-    if (stat.slice(stat.indexOf('(') + 1, close) !== 'postgres') continue;
-    const fields = stat.slice(close + 2).split(' ');
-    ticks.set(pid, Number(fields[11]) + Number(fields[12])); // utime, stime (fields 14 and 15 of stat)
+    const s = stat(pid);
+    if (s && (Number(pid) === root || s.ppid === root)) ticks.set(pid, s.ticks);
   }
   return ticks;
 }

@@ -8,6 +8,10 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
 
+/** The systems measured side by side (scripts/bench.mjs names them the same way). */
+export type SystemName =
+  'durable' | 'durable-async' | 'durable-telemetry-off' | 'raw-pg' | 'raw-pg-prepared' | 'dbos';
+
 export interface BenchConfig {
   /** latency | throughput | transactional | statements | recovery-crash | recovery-resume | sleeping */
   workload: string;
@@ -23,12 +27,20 @@ export interface BenchConfig {
    * the launcher can alternate the two systems' rounds (both processes stay up, idle in between).
    */
   rounds?: number;
+  /** Rounds of this fixed duration (runs started until it has passed) instead of `runs` split in rounds. */
+  roundMs?: number;
   /** DurableModule pollIntervalMs (default: the library's 1000). */
   pollIntervalMs?: number;
   /** DurableModule concurrency (default: max(32, concurrency)). */
   durableConcurrency?: number;
   /** recovery: the stable executor id of the crashed and restarted process. */
   executorId?: string;
+  /** suite: the latency/throughput/transactional configurations measured one after the other. */
+  configs?: Partial<BenchConfig>[];
+  /** scale: the number of worker processes. */
+  workers?: number;
+  /** claim-cost: the sizes of the pending backlog to claim from. */
+  backlogs?: number[];
 }
 
 export function readConfig(): { url: string; config: BenchConfig } {
@@ -132,12 +144,16 @@ export function labelOf(sql: string): string {
   return s.slice(0, 30);
 }
 
-/** Runs `total` tasks with `concurrency` workers; returns per-task latencies (ms) and the wall time. */
+/**
+ * Runs `total` tasks with `concurrency` workers (with `untilMs`, a performance.now() instant, no task
+ * starts after it: a round of fixed duration); returns per-task latencies (ms), the count and the wall time.
+ */
 export async function runConcurrently(
   total: number,
   concurrency: number,
   task: (i: number) => Promise<unknown>,
-): Promise<{ latencies: number[]; wallMs: number; elu: number }> {
+  untilMs = Infinity,
+): Promise<{ latencies: number[]; count: number; wallMs: number; elu: number }> {
   const latencies: number[] = [];
   let next = 0;
   const elu = performance.eventLoopUtilization();
@@ -146,7 +162,7 @@ export async function runConcurrently(
     Array.from({ length: Math.min(concurrency, total) }, async () => {
       for (;;) {
         const i = next++;
-        if (i >= total) return;
+        if (i >= total || performance.now() >= untilMs) return;
         const t = performance.now();
         await task(i);
         latencies.push(performance.now() - t);
@@ -155,6 +171,7 @@ export async function runConcurrently(
   );
   return {
     latencies,
+    count: latencies.length,
     wallMs: performance.now() - started,
     elu: performance.eventLoopUtilization(elu).utilization,
   };
@@ -191,7 +208,7 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 
 /** The fields every throughput/latency line carries. */
 export function throughputRecord(
-  system: 'durable' | 'raw-pg' | 'raw-pg-prepared',
+  system: SystemName,
   config: BenchConfig,
   runs: number,
   result: { latencies: number[]; wallMs: number; elu: number },
@@ -226,13 +243,17 @@ export function throughputRecord(
 }
 
 /**
- * BENCH_PROFILE=<file>: a V8 CPU profile of the measured phase only (not boot or warm-up), written as a
- * .cpuprofile (open it in Chrome DevTools, or summarize it with `node bench/cpuprofile.mjs <file>`).
+ * BENCH_PROFILE=<path prefix>: a V8 CPU profile of each measured phase only (not boot or warm-up), written
+ * as <prefix>-<label>.cpuprofile (open it in Chrome DevTools, or summarize it with `node bench/cpuprofile.mjs <file>`).
  */
 let session: Session | undefined;
 
-export async function startProfile(): Promise<void> {
+let profileLabel: string | undefined;
+
+/** Starts profiling (if asked); the profile is written by stopProfile, named by `label` when given. */
+export async function startProfile(label?: string): Promise<void> {
   if (!process.env.BENCH_PROFILE || session) return;
+  profileLabel = label;
   session = new Session();
   session.connect();
   const post = (method: string, params?: object) =>
@@ -245,8 +266,9 @@ export async function startProfile(): Promise<void> {
 }
 
 export async function stopProfile(): Promise<void> {
-  const file = process.env.BENCH_PROFILE;
-  if (!file || !session) return;
+  const prefix = process.env.BENCH_PROFILE;
+  if (!prefix || !session) return;
+  const file = `${prefix}${profileLabel ? `-${profileLabel}` : ''}.cpuprofile`;
   const s = session;
   session = undefined;
   const profile = await new Promise<object>((resolve, reject) =>
@@ -272,19 +294,53 @@ async function nextCommand(): Promise<string> {
   return commands.shift()!;
 }
 
+/** A short name of a side-by-side configuration: latency-k3-c1, throughput-k10-c32, ... */
+export function configLabel(config: BenchConfig): string {
+  return `${config.workload}-k${config.steps}-c${config.concurrency}`;
+}
+
+/**
+ * The side-by-side configurations a child measures one after the other (BENCH_CONFIG's `configs`, one
+ * process for all of them), or the config itself. Each inherits the suite's pool size and rounds.
+ */
+export function suiteOf(config: BenchConfig): BenchConfig[] {
+  return config.configs?.map((c) => ({ ...config, configs: undefined, ...c })) ?? [config];
+}
+
+/**
+ * Before each measured round (not timed): a few runs at the round's concurrency and, given the pool,
+ * every one of its connections opened at once, so no round pays for connections closed while idle.
+ */
+export async function warmRound(
+  concurrency: number,
+  task: (i: number) => Promise<unknown>,
+  pool?: pg.Pool,
+  poolSize = 0,
+): Promise<void> {
+  if (pool && poolSize > 0) {
+    const clients = await Promise.all(Array.from({ length: poolSize }, () => pool.connect()));
+    for (const client of clients) client.release();
+  }
+  await runConcurrently(Math.max(concurrency, 10), concurrency, (i) => task(-1 - i));
+}
+
 /**
  * The measured phase of a latency/throughput workload: `config.runs` runs of `task` at `concurrency`,
  * in `config.rounds` rounds (each waits for `go` on stdin when there is more than one), counting
  * statements, CPU and event-loop use during the rounds only. Returns the JSON record.
  */
 export async function measure(
-  system: 'durable' | 'raw-pg' | 'raw-pg-prepared',
+  system: SystemName,
   config: BenchConfig,
   concurrency: number,
   task: (i: number) => Promise<unknown>,
   counter: StatementCounter,
+  warm: () => Promise<void>,
 ): Promise<Record<string, unknown>> {
-  const rounds = Math.max(1, Math.min(config.rounds ?? 1, config.runs));
+  const rounds = Math.max(
+    1,
+    config.roundMs ? (config.rounds ?? 1) : Math.min(config.rounds ?? 1, config.runs),
+  );
   const latencies: number[] = [];
   const perRound: number[] = [];
   let wallMs = 0;
@@ -294,24 +350,31 @@ export async function measure(
   counter.start();
   counter.pause();
   for (let r = 0; r < rounds; r++) {
-    const size = Math.floor(config.runs / rounds) + (r < config.runs % rounds ? 1 : 0);
+    // A round is a fixed duration (roundMs) or a share of `runs`.
+    const size = config.roundMs
+      ? Infinity
+      : Math.floor(config.runs / rounds) + (r < config.runs % rounds ? 1 : 0);
     if (rounds > 1) {
       emit({ event: 'round-ready', round: r });
       const command = await nextCommand();
       if (command !== 'go') throw new Error(`expected "go" on stdin, got ${JSON.stringify(command)}`);
     }
-    await startProfile();
+    // The other systems measured meanwhile: an idle pool has closed connections (pg's idle timeout is
+    // 10 s), which the first runs of the round would pay for.
+    await warm();
+    await startProfile(configLabel(config));
     counter.resume();
     const since = process.cpuUsage();
     const offset = done;
-    const result = await runConcurrently(size, concurrency, (i) => task(offset + i));
+    const until = config.roundMs ? performance.now() + config.roundMs : Infinity;
+    const result = await runConcurrently(size, concurrency, (i) => task(offset + i), until);
     cpu += cpuMs(since);
     counter.pause();
-    done += size;
+    done += result.count;
     wallMs += result.wallMs;
     busyMs += result.elu * result.wallMs;
     latencies.push(...result.latencies);
-    perRound.push(round((size / result.wallMs) * 1000, 1));
+    perRound.push(round((result.count / result.wallMs) * 1000, 1));
     if (rounds > 1) emit({ event: 'round-done', round: r });
   }
   await stopProfile();
