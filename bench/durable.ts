@@ -67,11 +67,51 @@ function workflowOf(workload: string, steps: number): string {
   return steps === 10 ? 'bench10' : 'bench3';
 }
 
-/** A separate connection for polling the runs table (not the app's pool, not counted as the app's). */
+/** A separate connection for watching the runs (not the app's pool, not counted as the app's). */
 async function watcher(): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: url, application_name: 'bench-watcher' });
   await client.connect();
   return client;
+}
+
+/**
+ * Counts the runs that end from now on, from the library's own notifications ('done:<id>' on the
+ * schema's channel, sent by every finish): no polling, which on a 2-core machine would take CPU from
+ * the runs measured (a count over a table growing with dead row versions, every few milliseconds).
+ */
+async function finishes(client: pg.Client): Promise<{
+  /** Resolves with the time (Date.now()) the `target`-th run ended. */
+  until(target: number, timeoutMs: number): Promise<number>;
+  /** Seconds from `since` at which each tenth of `total` had ended. */
+  progress(since: number, total: number): number[];
+}> {
+  const times: number[] = [];
+  let waiter: (() => void) | undefined;
+  client.on('notification', (message) => {
+    if (!message.payload?.startsWith('done:')) return;
+    times.push(Date.now());
+    waiter?.();
+  });
+  await client.query('LISTEN durable_events');
+  return {
+    async until(target, timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      while (times.length < target) {
+        if (Date.now() > deadline)
+          throw new Error(`timed out waiting for ${target} runs to end (${times.length} did)`);
+        await new Promise<void>((resolve) => {
+          waiter = resolve;
+          setTimeout(resolve, 1000);
+        });
+      }
+      return times[target - 1];
+    },
+    progress(since, total) {
+      return Array.from({ length: 10 }, (_, i) => times[Math.ceil(((i + 1) * total) / 10) - 1])
+        .filter((t) => t !== undefined)
+        .map((t) => round((t - since) / 1000, 2));
+    },
+  };
 }
 
 async function countRuns(client: pg.Client, where: string): Promise<number> {
@@ -207,13 +247,16 @@ async function recoveryResume(): Promise<void> {
   const processStart = performance.timeOrigin;
   const initStart = Date.now();
   const watch = await watcher();
+  const ended = await finishes(watch);
+  const vacuums = await autovacuums(watch);
   await startProfile();
   counter.start();
   const app = await boot({ executorId: config.executorId });
   const booted = Date.now();
-  const doneAt = await waitFor(watch, `status = 'succeeded'`, config.runs, 120_000, 20);
+  const doneAt = await ended.until(config.runs, 120_000);
   const counted = counter.stop();
   await stopProfile();
+  const autovacuumsDuring = (await autovacuums(watch)) - vacuums;
   const { rows } = await watch.query(
     `SELECT count(*)::int AS n,
             count(*) FILTER (WHERE output = to_jsonb(substr(id, 7)::int + 3))::int AS correct,
@@ -232,6 +275,10 @@ async function recoveryResume(): Promise<void> {
     seconds_incl_process_start: round((doneAt - processStart) / 1000),
     app_boot_s: round((booted - initStart) / 1000),
     runs_per_s: round(config.runs / ((doneAt - initStart) / 1000), 1),
+    // Seconds after the restart began at which each tenth of the runs had ended.
+    progress_s: ended.progress(initStart, config.runs),
+    // Autovacuum/autoanalyze passes on the runs and steps tables while recovering.
+    autovacuums_during: autovacuumsDuring,
     correct_outputs: rows[0].correct,
     step_rows: c1.rows[0].n,
     pool: config.poolSize,
@@ -240,6 +287,15 @@ async function recoveryResume(): Promise<void> {
   });
   await watch.end();
   await app.close();
+}
+
+/** Autovacuum and autoanalyze passes so far on the library's tables. */
+async function autovacuums(client: pg.Client): Promise<number> {
+  const { rows } = await client.query(
+    `SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0)::int AS n FROM pg_stat_user_tables
+     WHERE schemaname = 'durable'`,
+  );
+  return rows[0].n as number;
 }
 
 /** 10,000 runs parked in Durable.sleep: extra RSS, then the time to wake and finish them all. */
@@ -294,16 +350,11 @@ async function sleeping(): Promise<void> {
     all_parked_s: parkedAt === undefined ? null : round((parkedAt - startedAt) / 1000),
     parked_before_wake: parkedAt !== undefined,
   });
+  const ended = await finishes(await watcher());
   await sleep(Math.max(0, wakeAt - Date.now() - 100));
   await startProfile();
   counter.start();
-  const doneAt = await waitFor(
-    watch,
-    `status = 'succeeded' AND workflow = 'benchSleep'`,
-    config.runs,
-    300_000,
-    20,
-  );
+  const doneAt = await ended.until(config.runs, 300_000);
   const counted = counter.stop();
   await stopProfile();
   // Per run: from its due time (available_at, the recorded wake time) to its end (updated_at).
@@ -364,12 +415,13 @@ async function scaleFeed(): Promise<void> {
   const app = await boot({ worker: false });
   const client = app.get(DurableClient);
   const watch = await watcher();
+  const ended = await finishes(watch);
   await app.get(DataSource).transaction(async (manager) => {
     for (let i = 0; i < config.runs; i++) await client.start('bench3', [i], { manager });
   });
   const committed = Date.now();
   await startProfile();
-  const doneAt = await waitFor(watch, `status = 'succeeded'`, config.runs, 120_000, 10);
+  const doneAt = await ended.until(config.runs, 120_000);
   await stopProfile();
   const seconds = (doneAt - committed) / 1000;
   emit({
@@ -381,6 +433,7 @@ async function scaleFeed(): Promise<void> {
     runs: config.runs,
     seconds: round(seconds),
     runs_per_s: round(config.runs / seconds, 1),
+    progress_s: ended.progress(committed, config.runs),
   });
   await watch.end();
   await app.close();

@@ -1001,6 +1001,9 @@ function printTables(env, records, targets) {
     lines.push(
       `  ${rec.correct_outputs}/${rec.runs} correct outputs, ${rec.step_rows} step rows; concurrency ${rec.concurrency}, pool ${rec.pool}; ${rec.statements_per_run} statements/run.`,
     );
+    lines.push(
+      `  Each tenth of the runs had ended at ${rec.progress_s?.join(', ')} s; autovacuum/analyze passes meanwhile: ${rec.autovacuums_during}.`,
+    );
     if (recRaw) {
       lines.push(
         `  raw-pg, the same work by hand (claim 1, read steps, 2 INSERTs, finish; ${recRaw.concurrency} workers): ${recRaw.seconds} s,`,
