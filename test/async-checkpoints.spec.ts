@@ -16,7 +16,22 @@ import { dataSourceOf, gate, sql, waitUntil } from './support/helpers';
 class Flows {
   readonly held = gate();
   readonly holding = gate();
+  readonly beforeEvent = gate();
+  readonly atEvent = gate();
   readonly executions = new Map<string, number>();
+
+  /** Publishes an event right after an asynchronous checkpoint (held there on its first execution). */
+  @Workflow('asyncEvent')
+  async publish(n: number): Promise<number> {
+    const a = await this.first(n);
+    const b = await this.second(a);
+    if (this.count(`${Durable.context().runId} second#1`) === 1) {
+      this.atEvent.open();
+      await this.beforeEvent.promise;
+    }
+    await Durable.setEvent('stage', b);
+    return this.last(b);
+  }
 
   @Workflow('asyncFlow')
   async flow(n: number): Promise<number> {
@@ -116,4 +131,25 @@ it('a lost asynchronous checkpoint: the next write commits nothing and the run r
   );
   expect(run).toMatchObject({ status: 'succeeded', attempts: 2 });
   expect(run.steps.map((s) => s.key)).toEqual(['first#1', 'second#1', 'book#1', 'last#1']);
+});
+
+it('a lost asynchronous checkpoint: an event published after it is not appended on top of it', async () => {
+  const flows = app.get(Flows);
+  const id = 'lost-before-event';
+  const handle = await app.get(DurableClient).start('asyncEvent', [20], { id });
+  await flows.atEvent.promise; // second recorded (asynchronously), the event not yet published
+  await sql(ds, `DELETE FROM durable.steps WHERE run_id = $1 AND key = 'second#1'`, [id]);
+  flows.beforeEvent.open();
+
+  expect(await handle.result({ timeout: 30_000 })).toBe(23);
+  expect(flows.count(`${id} second#1`)).toBe(2);
+  const events = await sql<{ key: string; value: unknown }>(
+    ds,
+    'SELECT key, value FROM durable.run_events WHERE run_id = $1',
+    [id],
+  );
+  expect(events).toEqual([{ key: 'stage', value: 22 }]);
+  const run = await app.get(DurableClient).status(id);
+  expect(run).toMatchObject({ status: 'succeeded', attempts: 2 });
+  expect(run!.steps.map((s) => s.key)).toEqual(['first#1', 'second#1', '$event:stage#1', 'last#1']);
 });

@@ -84,7 +84,8 @@ export class AsyncCheckpoints {
   /**
    * After the write. Written: the checkpoints it found are covered (if it was synchronous: durable; if
    * asynchronous, durable whenever it is, which the next guard checks) and an asynchronous one joins the
-   * set. Refused while guarded: if the run is still ours (`release` succeeds, fenced), the database lost a
+   * set. Every guarded statement locks the run row, so it commits with a commit record of its own (after
+   * theirs in the WAL) even when it inserts nothing. Refused while guarded: if the run is still ours (`release` succeeds, fenced), the database lost a
    * checkpoint, and the run is now back in the queue.
    */
   async settle(

@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
+import { AsyncCheckpoints } from '../async-checkpoints';
 import type { RunStatus } from '../interfaces';
 import { DurableDatabase } from '../persistence/durable.database';
-import { FENCE } from '../persistence/durable.store';
+import { DurableStore, FENCE } from '../persistence/durable.store';
 import type { Lease } from '../persistence/row-types';
 
 /** A stored event of a run's stream. */
@@ -17,7 +18,11 @@ const PAGE = 100;
 /** The SQL of the runs' event streams (Durable.setEvent, client.getEvent, client.events). */
 @Injectable()
 export class RunEventsStore {
-  constructor(private readonly db: DurableDatabase) {}
+  constructor(
+    private readonly db: DurableDatabase,
+    private readonly asyncCheckpoints: AsyncCheckpoints,
+    private readonly store: DurableStore,
+  ) {}
 
   /**
    * Appends an event to a run we own and records it as the step `stepKey`, in one statement, and
@@ -31,8 +36,10 @@ export class RunEventsStore {
     event: { key: string; value: string },
   ): Promise<{ owned: boolean; seq: number | null }> {
     const s = this.db.s;
+    // With asyncCheckpoints: appended only if the run's asynchronous checkpoints are still there.
+    const plan = this.asyncCheckpoints.plan(lease);
     const { rows } = await this.db.query<{ owned: boolean; seq: number | null }>(
-      `WITH owner AS (SELECT id FROM ${s}.runs WHERE ${FENCE} FOR NO KEY UPDATE),
+      `WITH owner AS (SELECT id FROM ${s}.runs WHERE ${FENCE}${this.asyncCheckpoints.sql(plan, s, 10)} FOR NO KEY UPDATE),
        next AS (SELECT COALESCE(max(seq), 0) + 1 AS seq FROM ${s}.run_events WHERE run_id = $1),
        step AS (
          INSERT INTO ${s}.steps (run_id, key, name, kind, status, output, attempts, started_at, finished_at)
@@ -44,7 +51,7 @@ export class RunEventsStore {
          SELECT $1, next.seq, $7, $8::jsonb FROM step, next RETURNING seq)
        SELECT EXISTS (SELECT 1 FROM owner) AS owned, (SELECT seq FROM event) AS seq,
          (SELECT pg_notify($9, 'event:' || $1) FROM event) IS NOT NULL AS notified`,
-      [
+      this.asyncCheckpoints.params(plan, [
         lease.runId,
         lease.executorId,
         lease.epoch,
@@ -54,8 +61,9 @@ export class RunEventsStore {
         event.key,
         event.value,
         this.db.channel,
-      ],
+      ]),
     );
+    await this.asyncCheckpoints.settle(lease, plan, rows[0].owned, () => this.store.releaseRun(lease));
     return { owned: rows[0].owned, seq: rows[0].seq };
   }
 
