@@ -66,6 +66,9 @@ export const messages = {
     `Compensable step "${name}" is declared twice (${first} and ${second}); compensations are found by step name, so give one an explicit name.`,
   compensationUnknown: (runId: string, key: string) =>
     `Run "${runId}": no compensation is registered for step "${key}" in this process; it was skipped.`,
+  connectionFailed: (error: Error & { code?: unknown }) =>
+    `A database connection of the pool failed (${error.code ? `${String(error.code)}: ` : ''}${error.message}); ` +
+    'the pool discards it and opens another when needed.',
   compensationFailed: (runId: string, key: string, message: string) =>
     `Run "${runId}": the compensation of step "${key}" failed: ${message}. The other compensations go on.`,
   runsRecovered: (count: number, trigger: 'startup' | 'sweep') =>

@@ -1,10 +1,11 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import type { Pool, PoolClient, QueryConfig } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
 import { DURABLE_DATA_SOURCE } from '../durable.constants';
 import { messages } from '../durable.messages';
 import { DurableOptionsHolder } from '../durable.options';
 import { InvalidOptionsError } from '../errors';
+import { guardConnections } from './connection-guard';
 import { channelName } from './schema-name';
 
 /**
@@ -30,15 +31,18 @@ export interface QueryOutcome<T> {
 /**
  * The library's access to PostgreSQL through the app's DataSource. Without a manager a statement goes
  * straight to the DataSource's pg pool (one round trip, no ORM overhead); with one it runs on that
- * manager's transaction.
+ * manager's transaction. A connection that fails never takes the process down (see connection-guard.ts).
  */
 @Injectable()
-export class DurableDatabase {
+export class DurableDatabase implements OnModuleInit {
   /** The schema, quoted for SQL (validated as an identifier at boot). */
   readonly s: string;
   /** The LISTEN/NOTIFY channel of the schema. */
   readonly channel: string;
   private readonly prepared: boolean;
+  private readonly logger = new Logger('Durable');
+  /** The pool last guarded (a DataSource initialized again gets a new one). */
+  private guardedPool?: Pool;
 
   constructor(
     @Inject(DURABLE_DATA_SOURCE) private readonly dataSource: DataSource,
@@ -52,8 +56,20 @@ export class DurableDatabase {
     this.prepared = options.value.preparedStatements;
   }
 
+  onModuleInit(): void {
+    this.guard();
+  }
+
   get pool(): Pool {
-    return (this.dataSource.driver as unknown as { master: Pool }).master;
+    const pool = (this.dataSource.driver as unknown as { master: Pool }).master;
+    if (pool !== this.guardedPool) this.guard();
+    return pool;
+  }
+
+  private guard(): void {
+    if (!this.dataSource.isInitialized) return;
+    this.guardedPool = (this.dataSource.driver as unknown as { master: Pool }).master;
+    guardConnections(this.dataSource, (error) => this.logger.warn(messages.connectionFailed(error)));
   }
 
   async query<T>(sql: string, params: unknown[], manager?: EntityManager): Promise<QueryOutcome<T>> {
