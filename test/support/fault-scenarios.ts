@@ -9,10 +9,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { sleep } from './helpers';
 import { OwnedPostgres } from './owned-postgres';
-import { PgProxy } from './pg-proxy';
+import { PgProxy, rowsWritten } from './pg-proxy';
+import { STATEMENTS } from './statement-patterns';
 import {
   databaseNow,
   prepareDatabase,
+  queryPatiently,
   startRuns,
   statusCounts,
   terminateBackends,
@@ -249,6 +251,7 @@ export async function replicaChaos(
       kills++;
       supervise();
     }
+    const since = await databaseNow(url);
     // Every replica up again before the end is measured.
     for (let round = 0; round < 5; round++) {
       supervise();
@@ -256,7 +259,6 @@ export async function replicaChaos(
         [...current.values()].map((w) => w.waitFor(/^READY /, 90_000).catch(() => undefined)),
       );
     }
-    const since = await databaseNow(url);
     const alive = () => [...current.values()].some((worker) => worker.alive());
     await waitForRuns(url, options.runs, options.finishMs, () => !alive());
     return {
@@ -266,4 +268,140 @@ export async function replicaChaos(
       kills,
     };
   });
+}
+
+export interface PoisonOptions {
+  replicas: number;
+  /** Healthy runs started beside the poison run. */
+  others: number;
+  maxRecoveryAttempts: number;
+  /** How long to wait for the poison run to be set aside. */
+  setAsideMs: number;
+  finishMs: number;
+}
+
+export interface PoisonResult extends ScenarioResult {
+  poison: { status: string; error: { name?: string; code?: string; message?: string } | null } | undefined;
+  /** How many times the poison step ran (each time its process died), and replica deaths in all. */
+  executions: number;
+  deaths: number;
+}
+
+/**
+ * A poison run (its step exits the process) among healthy ones; `replicas` workers with stable ids are
+ * restarted after each death, as an orchestrator does. The poison run must be set aside.
+ */
+export async function poisonRun(url: string, options: PoisonOptions): Promise<PoisonResult> {
+  await prepareDatabase(url);
+  return withWorkers(url, async (workers, effectsFile) => {
+    const env = { MAX_RECOVERY: options.maxRecoveryAttempts, STEP_DELAY_MS: 50 };
+    const names = Array.from({ length: options.replicas }, (_, i) => `poison-${i + 1}`);
+    const current = new Map<string, WorkerProcess>();
+    for (const worker of await Promise.all(names.map((name) => workers.start(name, env)))) {
+      current.set(worker.name, worker);
+    }
+    let deaths = 0;
+    let supervising = true;
+    const supervisor = (async () => {
+      while (supervising) {
+        for (const name of names) {
+          if (!current.get(name)!.alive()) {
+            deaths++;
+            current.set(name, workers.spawn(name, env));
+          }
+        }
+        await sleep(200);
+      }
+    })();
+    try {
+      await startRuns(url, 'poison', 1, 'poisonFlow');
+      await startRuns(url, 'healthy', options.others);
+      const readPoison = async () => {
+        const [row] = await queryPatiently<PoisonResult['poison'] & object>(
+          url,
+          `SELECT status, error FROM durable.runs WHERE id = 'poison-1'`,
+        );
+        return row;
+      };
+      const deadline = Date.now() + options.setAsideMs;
+      let poison = await readPoison();
+      while (poison?.status !== 'failed' && Date.now() < deadline) {
+        await sleep(250);
+        poison = await readPoison();
+      }
+      const since = await databaseNow(url);
+      await waitForRuns(url, options.others, options.finishMs);
+      const executions = workers
+        .all()
+        .flatMap((worker) => worker.lines())
+        .filter((line) => line.startsWith('POISON poison-1 ')).length;
+      return {
+        ...(await workloadReport(url, 'healthy', effectsFile, since)),
+        unexpectedExits: [],
+        output: workers.outputs(30),
+        poison,
+        executions,
+        deaths,
+      };
+    } finally {
+      supervising = false;
+      await supervisor;
+    }
+  });
+}
+
+export type LostReplyKind = keyof typeof STATEMENTS;
+
+export interface LostRepliesOptions {
+  runs: number;
+  /** How many replies of that kind are lost. */
+  cuts: number;
+  finishMs: number;
+}
+
+export interface LostRepliesResult extends ScenarioResult {
+  lostReplies: number;
+}
+
+/**
+ * Replies lost on the way back from PostgreSQL (through a proxy) for `cuts` statements of one kind
+ * while one worker executes `runs` runs: the writes happened, the worker does not know it.
+ */
+export async function lostReplies(
+  databaseUrl: string,
+  kind: LostReplyKind,
+  options: LostRepliesOptions,
+): Promise<LostRepliesResult> {
+  await prepareDatabase(databaseUrl);
+  const target = new URL(databaseUrl);
+  const proxy = await PgProxy.start({ host: target.hostname, port: Number(target.port || 5432) });
+  try {
+    return await withWorkers(proxy.urlFor(databaseUrl), async (workers, effectsFile) => {
+      const worker = await workers.start(`lost-${kind}`, { STEP_DELAY_MS: 20 });
+      const cut = proxy.loseReply(STATEMENTS[kind], {
+        times: options.cuts,
+        ...(kind === 'commit'
+          ? { when: (tags: string[]) => tags.includes('COMMIT') }
+          : { when: rowsWritten, inTransaction: kind === 'checkpoint' ? false : undefined }),
+      });
+      const prefix = `lost-${kind}`;
+      if (kind === 'start') {
+        // Inline starts (the worker inserts the run already claimed): their INSERT is the statement.
+        for (let i = 1; i <= options.runs; i++) worker.send(`START ${prefix}-${i} chaosFlow [${i}]`);
+      } else {
+        await startRuns(databaseUrl, prefix, options.runs);
+      }
+      const since = await databaseNow(databaseUrl);
+      await waitForRuns(databaseUrl, options.runs, options.finishMs, () => !worker.alive());
+      cut.disarm();
+      return {
+        ...(await workloadReport(databaseUrl, prefix, effectsFile, since)),
+        unexpectedExits: exits([worker]),
+        output: workers.outputs(40),
+        lostReplies: cut.lost.length,
+      };
+    });
+  } finally {
+    await proxy.close();
+  }
 }
