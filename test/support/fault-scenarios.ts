@@ -53,7 +53,7 @@ export async function withWorkers<T>(
       BLOCK_AT: '',
       BLOCK_MS: '',
       CLOCK_SKEW_MS: '',
-      MAX_RECOVERY: '',
+      MAX_RECOVERY_ATTEMPTS: '',
       POOL: '',
     },
     bootMs: 90_000,
@@ -221,7 +221,8 @@ export async function replicaChaos(
   const url = await server.createDatabase(`chaos_${Date.now().toString(36)}`);
   await prepareDatabase(url);
   return withWorkers(url, async (workers, effectsFile) => {
-    const env = { STEP_DELAY_MS: options.stepDelayMs, POOL: 10 };
+    // Many kills on purpose: bystander runs claimed again and again must not be taken for poison runs.
+    const env = { STEP_DELAY_MS: options.stepDelayMs, POOL: 10, MAX_RECOVERY_ATTEMPTS: 100 };
     const names = Array.from({ length: options.replicas }, (_, i) => `replica-${i + 1}`);
     const current = new Map<string, WorkerProcess>();
     for (const worker of await Promise.all(names.map((name) => workers.start(name, env)))) {
@@ -294,7 +295,7 @@ export interface PoisonResult extends ScenarioResult {
 export async function poisonRun(url: string, options: PoisonOptions): Promise<PoisonResult> {
   await prepareDatabase(url);
   return withWorkers(url, async (workers, effectsFile) => {
-    const env = { MAX_RECOVERY: options.maxRecoveryAttempts, STEP_DELAY_MS: 50 };
+    const env = { MAX_RECOVERY_ATTEMPTS: options.maxRecoveryAttempts, STEP_DELAY_MS: 50 };
     const names = Array.from({ length: options.replicas }, (_, i) => `poison-${i + 1}`);
     const current = new Map<string, WorkerProcess>();
     for (const worker of await Promise.all(names.map((name) => workers.start(name, env)))) {

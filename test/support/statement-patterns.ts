@@ -10,8 +10,8 @@ export const STATEMENTS = {
   checkpoint: /INSERT INTO "durable"\.steps\b/,
   /** The finish of a run: its status set from a parameter, with its output. */
   finish: /UPDATE "durable"\.runs SET status = \$\d+, output =/,
-  /** A claim: due runs locked with SKIP LOCKED, their epoch bumped. */
-  claim: /UPDATE "durable"\.runs[\s\S]*epoch = \w+\.epoch \+ 1[\s\S]*SKIP LOCKED/,
+  /** A claim: due runs locked with SKIP LOCKED and updated with their epoch bumped (in either order). */
+  claim: /^(?=[\s\S]*SKIP LOCKED)(?=[\s\S]*epoch = (\w+\.)?epoch \+ 1)[\s\S]*UPDATE "durable"\.runs/,
   /** A run inserted already claimed by the process that starts it. */
   start: /INSERT INTO "durable"\.runs[\s\S]*'running'/,
 };
