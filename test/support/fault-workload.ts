@@ -5,9 +5,11 @@
  */
 import { INestApplicationContext } from '@nestjs/common';
 import { readFileSync } from 'node:fs';
-import { Client } from 'pg';
 import { DurableClient } from 'nest-durable';
 import { createDurableApp } from './durable-app';
+import { query, queryPatiently } from './pg-query';
+
+export { query, queryPatiently };
 
 /** Business rows of the transactional step `post` (no unique constraint: a double commit shows). */
 export const LEDGER_TABLE_DDL = `CREATE TABLE public.ledger (
@@ -17,40 +19,6 @@ export const LEDGER_TABLE_DDL = `CREATE TABLE public.ledger (
 /** Step keys of chaosFlow, and which of them are transactional (one ledger row each). */
 export const CHAOS_STEPS = ['work#1', 'post#1', 'work#2', 'work#3', 'post#2', 'work#4'];
 export const CHAOS_TX_STEPS = ['post#1', 'post#2'];
-
-/** Runs one statement on a fresh connection (survives server restarts and terminated backends). */
-export async function query<T = Record<string, unknown>>(
-  url: string,
-  sql: string,
-  params: unknown[] = [],
-): Promise<T[]> {
-  const client = new Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    return (await client.query(sql, params)).rows as T[];
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
-/** Like query(), but retried for `ms` while the server does not answer (e.g. just after a restart). */
-export async function queryPatiently<T = Record<string, unknown>>(
-  url: string,
-  sql: string,
-  params: unknown[] = [],
-  ms = 60_000,
-): Promise<T[]> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      return await query<T>(url, sql, params);
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
-}
 
 /** Creates the ledger table and the library's tables (by booting a client-only app once). */
 export async function prepareDatabase(url: string): Promise<void> {

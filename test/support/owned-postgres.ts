@@ -20,7 +20,7 @@ import fsp from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Client } from 'pg';
+import { query } from './pg-query';
 
 const TEMP_PREFIX = 'durable-pg-';
 const START_TIMEOUT_MS = 60_000;
@@ -129,15 +129,12 @@ export class OwnedPostgres {
   }
 
   /** One statement on a fresh connection to `database` (default postgres). */
-  async query<T = Record<string, unknown>>(sql: string, params: unknown[] = [], database = 'postgres') {
-    const client = new Client({ connectionString: this.url(database), connectionTimeoutMillis: 10_000 });
-    client.on('error', () => undefined);
-    await client.connect();
-    try {
-      return (await client.query(sql, params)).rows as T[];
-    } finally {
-      await client.end().catch(() => undefined);
-    }
+  query<T = Record<string, unknown>>(
+    sql: string,
+    params: unknown[] = [],
+    database = 'postgres',
+  ): Promise<T[]> {
+    return query<T>(this.url(database), sql, params);
   }
 
   /** Starts the server on its port and data directory; resolves once it accepts connections. */
