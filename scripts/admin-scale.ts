@@ -129,12 +129,12 @@ async function measure(dbUrl: string): Promise<void> {
       deepCursor = next!;
     }
     const cases: [string, string][] = [
-      ['counts per status (capped at 100,000)', '/api/counts'],
+      ['counts per status (capped at 10,000)', '/api/counts'],
       ['list, no filter (page 1, 50 runs)', '/api/runs'],
       ['list, page 101 by cursor', `/api/runs?after=${deepCursor}`],
       ['list, status=failed', '/api/runs?status=failed'],
       ['list, status=failed,cancelled + workflow', '/api/runs?status=failed,cancelled&workflow=chargeCard'],
-      ['list, workflow + version=2', '/api/runs?workflow=sendInvoice&version=2'],
+      ['list, workflow + version=2', '/api/runs?workflow=provisionTenant&version=2'],
       ['list, version=2 alone', '/api/runs?version=2'],
       ['list, id prefix (3 chars)', `/api/runs?idPrefix=${newest.slice(0, 3)}`],
       ['list, id prefix (8 chars)', `/api/runs?idPrefix=${newest.slice(0, 8)}`],

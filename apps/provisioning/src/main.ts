@@ -13,6 +13,8 @@ async function bootstrap(): Promise<void> {
   // The demo and the crash test wait for this line (PORT=0 picks a free port).
   Logger.log(`Provisioning API listening on http://127.0.0.1:${port} (pid ${process.pid})`, 'Bootstrap');
   Logger.log(`Dashboard: http://127.0.0.1:${port}/${DASHBOARD_PATH}`, 'Bootstrap');
+  // Started by npm start with an IPC channel: if that parent dies, shut down as on SIGTERM.
+  process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
 }
 
 bootstrap().catch((error: unknown) => {

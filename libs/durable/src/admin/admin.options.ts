@@ -21,7 +21,7 @@ export interface DurableAdminModuleOptions {
   guard?: Type<CanActivate> | CanActivate;
   /** Start without a guard even when NODE_ENV is 'production' (e.g. a global guard protects it). */
   allowUnguarded?: boolean;
-  /** Counts per status stop at this number (shown as "N+"). Default 100000. */
+  /** Counts per status stop at this number (shown as "N+"). Default 10000. */
   countCap?: number;
 }
 

@@ -19,7 +19,9 @@ import type {
 export const DEFAULT_ADMIN_PAGE = 50;
 export const MAX_ADMIN_PAGE = 500;
 /** Counts per status stop here: counting a million rows on every refresh would cost more than it tells. */
-export const DEFAULT_COUNT_CAP = 100_000;
+export const DEFAULT_COUNT_CAP = 10_000;
+/** Errored runs read per page of a search for text in the error (see searchErrors). */
+export const ERROR_SEARCH_WINDOW = 20_000;
 const MAX_CHILDREN = 200;
 const MAX_SIGNALS = 500;
 const SUMMARY_COLUMNS = `id, workflow, version, status, attempts, parent_id, compensating, created_at, updated_at,
@@ -60,16 +62,14 @@ export class DurableAdminStore {
       where.push(`created_at < ${param(date('createdBefore', filter.createdBefore))}`);
     if (filter.idPrefix !== undefined)
       where.push(`id LIKE ${param(`${escapeLike(text('idPrefix', filter.idPrefix))}%`)}`);
-    if (filter.errorText !== undefined) {
-      const pattern = param(`%${escapeLike(text('errorText', filter.errorText))}%`);
-      where.push(
-        `error IS NOT NULL`,
-        `concat_ws(' ', error->>'name', error->>'code', error->>'message') ILIKE ${pattern}`,
-      );
-    }
+    if (filter.errorText !== undefined) where.push('error IS NOT NULL');
     if (filter.after !== undefined) {
       const cursor = decodeRunCursor(filter.after);
       where.push(`(created_at, id) < (${param(cursor.createdAt)}::timestamptz, ${param(cursor.id)}::text)`);
+    }
+    if (filter.errorText !== undefined) {
+      const pattern = `%${escapeLike(text('errorText', filter.errorText))}%`;
+      return this.searchErrors(where, params, pattern, limit);
     }
     const { rows } = await this.read<SummaryRow & { cursor_ts: string }>(
       `SELECT ${SUMMARY_COLUMNS}, created_at::text AS cursor_ts FROM ${this.db.s}.runs
@@ -84,6 +84,44 @@ export class DurableAdminStore {
       next:
         rows.length > limit && last ? encodeRunCursor({ createdAt: last.cursor_ts, id: last.id }) : undefined,
     };
+  }
+
+  /**
+   * Text in the error has no index to use (no extension is required, so no trigram index): each page
+   * reads at most ERROR_SEARCH_WINDOW errored runs, newest first on the errored-runs index, and matches
+   * the text in them. A page may hold fewer runs than asked, even none, and still have `next`: the
+   * search goes on from where this window ended. Every page costs a bounded scan, whatever the table.
+   */
+  private async searchErrors(
+    where: string[],
+    params: unknown[],
+    pattern: string,
+    limit: number,
+  ): Promise<AdminRunPage> {
+    const n = params.length;
+    const { rows } = await this.read<
+      (SummaryRow & { cursor_ts: string }) & { edge_ts: string; edge_id: string; scanned: number }
+    >(
+      `WITH w AS MATERIALIZED (
+         SELECT ${SUMMARY_COLUMNS}, created_at::text AS cursor_ts,
+           concat_ws(' ', error->>'name', error->>'code', error->>'message') AS error_text
+         FROM ${this.db.s}.runs WHERE ${where.join(' AND ')}
+         ORDER BY created_at DESC, id DESC LIMIT $${n + 1}),
+       edge AS (SELECT cursor_ts AS edge_ts, id AS edge_id, (SELECT count(*)::int FROM w) AS scanned
+                FROM w ORDER BY created_at, id LIMIT 1)
+       SELECT m.*, edge.* FROM edge LEFT JOIN LATERAL (
+         SELECT * FROM w WHERE error_text ILIKE $${n + 2} ORDER BY created_at DESC, id DESC LIMIT $${n + 3}) m ON true`,
+      [...params, ERROR_SEARCH_WINDOW, pattern, limit + 1],
+    );
+    const matches = rows.filter((row) => row.id !== null);
+    const page = matches.slice(0, limit);
+    const last = page[page.length - 1];
+    const edge = rows[0];
+    let next: string | undefined;
+    if (matches.length > limit && last) next = encodeRunCursor({ createdAt: last.cursor_ts, id: last.id });
+    else if (edge && edge.scanned >= ERROR_SEARCH_WINDOW)
+      next = encodeRunCursor({ createdAt: edge.edge_ts, id: edge.edge_id });
+    return { runs: page.map(toSummary), next };
   }
 
   /** Runs per status, each counted up to `cap` on the (status, created_at) index. */

@@ -55,7 +55,13 @@ export function renderRunsPage(
         ${
           page.runs.length === 0
             ? html`<tr>
-                <td colspan="7" class="muted">No runs match.</td>
+                <td colspan="7" class="muted">
+                  ${
+                    page.next
+                      ? 'No match among the runs searched on this page: the next page searches older ones.'
+                      : 'No runs match.'
+                  }
+                </td>
               </tr>`
             : ''
         }
