@@ -140,7 +140,7 @@ async function measure(dbUrl: string): Promise<void> {
       ['list, id prefix (8 chars)', `/api/runs?idPrefix=${newest.slice(0, 8)}`],
       ['list, created in a 1-day range', `/api/runs?createdAfter=${twoDaysAgo}&createdBefore=${dayAgo}`],
       ['list, error text (common: "timeout")', '/api/runs?errorText=timeout'],
-      ['list, error text (rare: "shard 7 ")', '/api/runs?errorText=shard%207'],
+      ['list, error text (rare: "shard 7")', '/api/runs?errorText=shard%207'],
       ['list, error text (no match)', '/api/runs?errorText=no-such-text'],
       ['run detail (JSON)', `/api/runs/${newest}`],
       ['dashboard page (counts + list)', ''],

@@ -21,7 +21,7 @@ export const MAX_ADMIN_PAGE = 500;
 /** Counts per status stop here: counting a million rows on every refresh would cost more than it tells. */
 export const DEFAULT_COUNT_CAP = 10_000;
 /** Errored runs read per page of a search for text in the error (see searchErrors). */
-export const ERROR_SEARCH_WINDOW = 20_000;
+export const ERROR_SEARCH_WINDOW = 10_000;
 const MAX_CHILDREN = 200;
 const MAX_SIGNALS = 500;
 const SUMMARY_COLUMNS = `id, workflow, version, status, attempts, parent_id, compensating, created_at, updated_at,
@@ -99,29 +99,30 @@ export class DurableAdminStore {
     limit: number,
   ): Promise<AdminRunPage> {
     const n = params.length;
-    const { rows } = await this.read<
-      (SummaryRow & { cursor_ts: string }) & { edge_ts: string; edge_id: string; scanned: number }
-    >(
-      `WITH w AS MATERIALIZED (
-         SELECT ${SUMMARY_COLUMNS}, created_at::text AS cursor_ts,
-           concat_ws(' ', error->>'name', error->>'code', error->>'message') AS error_text
-         FROM ${this.db.s}.runs WHERE ${where.join(' AND ')}
-         ORDER BY created_at DESC, id DESC LIMIT $${n + 1}),
-       edge AS (SELECT cursor_ts AS edge_ts, id AS edge_id, (SELECT count(*)::int FROM w) AS scanned
-                FROM w ORDER BY created_at, id LIMIT 1)
-       SELECT m.*, edge.* FROM edge LEFT JOIN LATERAL (
-         SELECT * FROM w WHERE error_text ILIKE $${n + 2} ORDER BY created_at DESC, id DESC LIMIT $${n + 3}) m ON true`,
+    const window = `SELECT * FROM ${this.db.s}.runs WHERE ${where.join(' AND ')}
+      ORDER BY created_at DESC, id DESC`;
+    // The window streams in index order and the match stops at limit + 1: a common text reads few rows.
+    const { rows } = await this.read<SummaryRow & { cursor_ts: string }>(
+      `SELECT ${SUMMARY_COLUMNS}, created_at::text AS cursor_ts FROM (${window} LIMIT $${n + 1}) w
+       WHERE concat_ws(' ', error->>'name', error->>'code', error->>'message') ILIKE $${n + 2}
+       ORDER BY created_at DESC, id DESC LIMIT $${n + 3}`,
       [...params, ERROR_SEARCH_WINDOW, pattern, limit + 1],
     );
-    const matches = rows.filter((row) => row.id !== null);
-    const page = matches.slice(0, limit);
+    const page = rows.slice(0, limit);
     const last = page[page.length - 1];
-    const edge = rows[0];
-    let next: string | undefined;
-    if (matches.length > limit && last) next = encodeRunCursor({ createdAt: last.cursor_ts, id: last.id });
-    else if (edge && edge.scanned >= ERROR_SEARCH_WINDOW)
-      next = encodeRunCursor({ createdAt: edge.edge_ts, id: edge.edge_id });
-    return { runs: page.map(toSummary), next };
+    if (rows.length > limit && last)
+      return { runs: page.map(toSummary), next: encodeRunCursor({ createdAt: last.cursor_ts, id: last.id }) };
+    // A short page: the search goes on after the window's last run, if the window was full.
+    const edge = await this.read<{ cursor_ts: string; id: string }>(
+      `SELECT created_at::text AS cursor_ts, id FROM ${this.db.s}.runs WHERE ${where.join(' AND ')}
+       ORDER BY created_at DESC, id DESC OFFSET $${n + 1} LIMIT 1`,
+      [...params, ERROR_SEARCH_WINDOW - 1],
+    );
+    const end = edge.rows[0];
+    return {
+      runs: page.map(toSummary),
+      next: end ? encodeRunCursor({ createdAt: end.cursor_ts, id: end.id }) : undefined,
+    };
   }
 
   /** Runs per status, each counted up to `cap` on the (status, created_at) index. */
