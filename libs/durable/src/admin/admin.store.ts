@@ -99,10 +99,13 @@ export class DurableAdminStore {
     limit: number,
   ): Promise<AdminRunPage> {
     const n = params.length;
-    const window = `SELECT * FROM ${this.db.s}.runs WHERE ${where.join(' AND ')}
-      ORDER BY created_at DESC, id DESC`;
+    // Only the columns a summary needs: a narrow window keeps any sort the planner picks cheap.
+    const window = `SELECT id, workflow, version, status, attempts, parent_id, compensating, created_at, updated_at,
+      error FROM ${this.db.s}.runs WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC`;
     // The window streams in index order and the match stops at limit + 1: a common text reads few rows.
-    const { rows } = await this.read<SummaryRow & { cursor_ts: string }>(
+    // The planner cannot know how selective the text is; told that no sort is wanted, it walks an index
+    // in order instead of sorting every candidate (which a status filter would otherwise invite).
+    const rows = await this.readInOrder<SummaryRow & { cursor_ts: string }>(
       `SELECT ${SUMMARY_COLUMNS}, created_at::text AS cursor_ts FROM (${window} LIMIT $${n + 1}) w
        WHERE concat_ws(' ', error->>'name', error->>'code', error->>'message') ILIKE $${n + 2}
        ORDER BY created_at DESC, id DESC LIMIT $${n + 3}`,
@@ -260,6 +263,22 @@ export class DurableAdminStore {
     // A run claimed for the first time is known to have no history; a copied one must be read at claim.
     if (copied.rowCount > 0)
       await this.db.query(`UPDATE ${s}.runs SET attempts = 1 WHERE id = $1`, [to], manager);
+  }
+
+  /** A read planned without sorts or bitmap scans (SET LOCAL, in a read-only transaction of its own). */
+  private async readInOrder<T>(sql: string, params: unknown[]): Promise<T[]> {
+    const client = await this.db.pool.connect();
+    try {
+      await client.query('BEGIN READ ONLY; SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off');
+      const result = await client.query({ text: sql, values: params });
+      await client.query('COMMIT');
+      return result.rows as T[];
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
   }
 
   private async read<T>(sql: string, params: unknown[]): Promise<{ rows: T[] }> {
