@@ -25,7 +25,8 @@ export class DurableEventLogger implements OnModuleInit {
       logger.warn(messages.workflowVersionNotServed(e.workflow, e.version, e.runId)),
     );
     events.on('run.finished', (e) => {
-      if (e.status !== 'failed') return;
+      // A replay mismatch has a line of its own (run.replay-mismatch).
+      if (e.status !== 'failed' || e.error?.code === 'DURABLE_REPLAY_MISMATCH') return;
       const error = e.error ? `${e.error.name}${e.error.code ? ` (${e.error.code})` : ''}` : 'unknown error';
       logger.warn(messages.runFailedLogged(e.runId, e.workflow, error));
     });
