@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { createDurableTablesSql } from 'nest-durable/persistence/migrations/create-durable-tables';
+import { durableTablesSql } from 'nest-durable/persistence/migrations';
 import {
   BenchConfig,
   StatementCounter,
@@ -47,7 +47,7 @@ const STEP_NAMES = ['stepA', 'stepB', 'stepC'];
 
 async function main(): Promise<void> {
   const pool = new pg.Pool({ connectionString: url, max: config.poolSize, application_name: 'bench-raw' });
-  for (const statement of createDurableTablesSql('durable')) await pool.query(statement);
+  for (const statement of durableTablesSql('durable')) await pool.query(statement);
   await pool.query(BUSINESS_TABLE_DDL);
 
   if (config.workload === 'recovery') return recovery(pool);

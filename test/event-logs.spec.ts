@@ -51,8 +51,8 @@ describe('log lines from the lifecycle events', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     for (const level of ['log', 'warn', 'error'] as const) {
-      jest.spyOn(Logger.prototype, level).mockImplementation(function (this: Logger, message: unknown) {
-        lines.push(`${level} ${String(message)}`);
+      jest.spyOn(Logger.prototype, level).mockImplementation((...args: unknown[]) => {
+        lines.push(`${level} ${String(args[0])}`);
       });
     }
     app = await createDurableApp({ url: db.url, providers: [LoggedFlows] });
