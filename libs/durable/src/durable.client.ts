@@ -135,7 +135,7 @@ export class DurableClient {
 
   private started(run: NewRun): void {
     const { id: runId, workflow, version, parentId } = run;
-    this.bus.emit({ type: 'run.started', runId, workflow, version, ...(parentId ? { parentId } : {}) });
+    this.bus.emit({ type: 'run.started', runId, workflow, version, parentId });
   }
 
   /** A handle on a run by id (not checked until used). */

@@ -25,9 +25,8 @@ import { assertInHistory } from './replay';
 import { RunExecution } from './run-execution';
 import { CheckpointWriter } from './checkpoint.writer';
 import { DurableEvents } from './durable.events';
-import { ExecutionObserver, ObservedStepAttempt } from './execution.observer';
-import { runRef } from '../events/run-outcome-events';
-import { eventError } from '../events/lifecycle-events';
+import { ExecutionObserver } from './execution.observer';
+import { stepEvent } from '../events/run-outcome-events';
 
 /** Errors that end a step at once, whatever its retry policy says. */
 const NEVER_RETRIED = [
@@ -82,8 +81,7 @@ export class StepRunner {
         const output = await this.observer.stepAttempt(execution, step, () =>
           this.attempt(execution, meta, key, kind, attempt, startedAt, call, undoArgs),
         );
-        const durationMs = performance.now() - began;
-        this.events.emit({ type: 'step.succeeded', ...runRef(execution), ...stepRef(step), durationMs });
+        this.events.emit(stepEvent('step.succeeded', execution, step, performance.now() - began));
         return output;
       } catch (error) {
         execution.throwIfHalted();
@@ -100,13 +98,8 @@ export class StepRunner {
         const info = toErrorInfo(error);
         record.error = JSON.stringify(info);
         await this.checkpoints.write(execution, record);
-        this.events.emit({
-          type: retryable ? 'step.retrying' : 'step.failed',
-          ...runRef(execution),
-          ...stepRef(step),
-          durationMs: performance.now() - began,
-          error: eventError(info),
-        });
+        const type = retryable ? 'step.retrying' : 'step.failed';
+        this.events.emit(stepEvent(type, execution, step, performance.now() - began, info));
         if (!retryable) throw execution.markStepError(error, key);
         const wait = retryDelay(meta.retry, attempt);
         if (wait > PARK_RETRY_AFTER_MS) await this.checkpoints.park(execution, 'sleeping', wait);
@@ -198,10 +191,6 @@ export class StepRunner {
       finishedAt: new Date(),
     };
   }
-}
-
-function stepRef(step: ObservedStepAttempt) {
-  return { stepKey: step.key, stepName: step.name, kind: step.kind, attempt: step.attempt };
 }
 
 /**

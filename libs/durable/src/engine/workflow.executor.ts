@@ -8,7 +8,7 @@ import { decodeJson, encodeJson } from '../persistence/json-codec';
 import type { ClaimedRun } from '../persistence/row-types';
 import { WorkflowRegistry } from '../workflow.registry';
 import { RunEvents } from '../events/run-events';
-import { runOutcomeEvents, runRef } from '../events/run-outcome-events';
+import { runClaimedEvent, runOutcomeEvents } from '../events/run-outcome-events';
 import { DurableEvents, RunEnded } from './durable.events';
 import { Compensator } from './compensator';
 import { ExecutionObserver } from './execution.observer';
@@ -44,14 +44,7 @@ export class WorkflowExecutor {
 
   /** Returns how the run ended, when it ended here (the worker announces it once its slot is free). */
   async execute(execution: RunExecution): Promise<RunEnded | undefined> {
-    const { executorId, epoch } = execution.lease;
-    this.events.emit({
-      type: 'run.claimed',
-      ...runRef(execution),
-      executorId,
-      epoch,
-      attempt: execution.run.attempts,
-    });
+    this.events.emit(runClaimedEvent(execution));
     const ended = await this.observer.run(execution, () => this.executeRun(execution));
     for (const event of runOutcomeEvents(execution, ended)) this.events.emit(event);
     return ended;

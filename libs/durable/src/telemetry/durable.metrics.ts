@@ -2,6 +2,7 @@ import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import type * as Otel from '@opentelemetry/api';
 import { DurableOptionsHolder } from '../durable.options';
 import { DurableEvents } from '../engine/durable.events';
+import type { RunEventBase } from '../events/lifecycle-events';
 import { openTelemetryApi } from './opentelemetry-api';
 import { QueueStats } from './queue-stats';
 import { ATTR, INSTRUMENTATION_SCOPE, METRIC } from './telemetry.names';
@@ -50,14 +51,16 @@ export class DurableMetrics implements OnModuleInit {
       unit: '{attempt}',
       advice: { explicitBucketBoundaries: ATTEMPT_BUCKETS },
     });
-    const run = (e: { workflow: string; version: string }) => ({
-      [ATTR.workflow]: e.workflow,
-      [ATTR.version]: e.version,
-    });
+    // Attribute objects are written out, not spread: spreading objects with dotted keys costs microseconds.
+    const run = (e: RunEventBase) => ({ [ATTR.workflow]: e.workflow, [ATTR.version]: e.version });
     const { events } = this;
     events.on('run.started', (e) => started.add(1, run(e)));
-    events.on('run.finished', (e) => finished.add(1, { ...run(e), [ATTR.runStatus]: e.status }));
-    events.on('run.set-aside', (e) => finished.add(1, { ...run(e), [ATTR.runStatus]: 'failed' }));
+    events.on('run.finished', (e) =>
+      finished.add(1, { [ATTR.workflow]: e.workflow, [ATTR.version]: e.version, [ATTR.runStatus]: e.status }),
+    );
+    events.on('run.set-aside', (e) =>
+      finished.add(1, { [ATTR.workflow]: e.workflow, [ATTR.version]: e.version, [ATTR.runStatus]: 'failed' }),
+    );
     events.on('run.claimed', (e) => claimed.add(1, run(e)));
     events.on('run.lease-lost', (e) => leasesLost.add(1, run(e)));
     events.on('runs.recovered', (e) => recovered.add(e.count, { [ATTR.trigger]: e.trigger }));
@@ -65,10 +68,14 @@ export class DurableMetrics implements OnModuleInit {
     for (const type of ['step.succeeded', 'step.retrying', 'step.failed'] as const) {
       const outcome = type.slice('step.'.length);
       events.on(type, (e) => {
-        const step = { ...run(e), [ATTR.stepName]: e.stepName };
-        stepDuration.record(e.durationMs / 1000, { ...step, [ATTR.stepOutcome]: outcome });
-        if (type !== 'step.retrying')
-          stepAttempts.record(e.attempt, { ...step, [ATTR.stepOutcome]: outcome });
+        const step = {
+          [ATTR.workflow]: e.workflow,
+          [ATTR.version]: e.version,
+          [ATTR.stepName]: e.stepName,
+          [ATTR.stepOutcome]: outcome,
+        };
+        stepDuration.record(e.durationMs / 1000, step);
+        if (type !== 'step.retrying') stepAttempts.record(e.attempt, step);
       });
     }
 

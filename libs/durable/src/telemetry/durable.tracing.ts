@@ -42,8 +42,11 @@ export class DurableTracing extends ExecutionObserver {
       `durable.run ${run.workflow}`,
       {
         kind: api.SpanKind.INTERNAL,
+        // Literal attribute objects: spreading objects with dotted keys costs microseconds per call.
         attributes: {
-          ...runAttributes(execution),
+          [ATTR.runId]: run.id,
+          [ATTR.workflow]: run.workflow,
+          [ATTR.version]: run.version,
           [ATTR.runAttempt]: run.attempts,
           [ATTR.executorId]: execution.lease.executorId,
         },
@@ -75,10 +78,13 @@ export class DurableTracing extends ExecutionObserver {
   ): Promise<T> {
     const { api, tracer } = this;
     if (!api || !tracer) return body();
+    const { run } = execution;
     const span = tracer.startSpan(`durable.step ${step.name}`, {
       kind: api.SpanKind.INTERNAL,
       attributes: {
-        ...runAttributes(execution),
+        [ATTR.runId]: run.id,
+        [ATTR.workflow]: run.workflow,
+        [ATTR.version]: run.version,
         [ATTR.stepKey]: step.key,
         [ATTR.stepName]: step.name,
         [ATTR.stepKind]: step.kind,
@@ -106,8 +112,4 @@ export class DurableTracing extends ExecutionObserver {
     span.recordException({ name: name ?? 'Error', message: message ?? String(error), stack });
     span.setStatus({ code: this.api!.SpanStatusCode.ERROR, message: message ?? String(error) });
   }
-}
-
-function runAttributes({ run }: RunExecution): Otel.Attributes {
-  return { [ATTR.runId]: run.id, [ATTR.workflow]: run.workflow, [ATTR.version]: run.version };
 }
