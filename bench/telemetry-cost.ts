@@ -1,5 +1,5 @@
 /**
- * Bench child for the telemetry workload: the CPU the library's telemetry path costs per run, measured
+ * The CPU the library's telemetry path costs per run (`node -r @swc-node/register bench/telemetry-cost.ts`), measured
  * in-process without the database (so other load on the machine hardly moves it). One "run" is what the
  * engine does around a 3-step run besides its SQL: the run.claimed event, the run span, for each step
  * the step span and the step.succeeded event, then run.finished; telemetry on (@opentelemetry/api
