@@ -11,10 +11,12 @@ import { ScheduleModule } from '@nestjs/schedule';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, DataSourceOptions } from 'typeorm';
-import { DurableModule, DurableModuleOptions, durableMigrations } from 'nest-durable';
+import { DurableModule, DurableModuleOptions, durableMigrations, postgresFailover } from 'nest-durable';
 
 export interface DurableAppOptions {
   url: string;
+  /** `url` is a libpq multi-host connection string: connect through the library's postgresFailover(). */
+  failover?: boolean;
   providers: Provider[];
   durable?: DurableModuleOptions;
   logLevels?: LogLevel[];
@@ -43,15 +45,20 @@ export async function createDurableApp(options: DurableAppOptions): Promise<INes
       imports: [
         // forRootAsync: only it honours dataSourceFactory, which records the DataSource for cleanup.
         TypeOrmModule.forRootAsync({
-          useFactory: () => ({
-            type: 'postgres' as const,
-            url: options.url,
-            applicationName: options.applicationName,
-            migrations: durableMigrations({ schema }),
-            migrationsRun: true,
-            migrationsTableName: `migrations_${schema ?? 'durable'}`,
-            extra: { max: options.poolSize ?? 10 },
-          }),
+          useFactory: () => {
+            const connection = options.failover
+              ? postgresFailover(options.url)
+              : { url: options.url, extra: {} };
+            return {
+              type: 'postgres' as const,
+              ...connection,
+              ...(options.applicationName ? { applicationName: options.applicationName } : {}),
+              migrations: durableMigrations({ schema }),
+              migrationsRun: true,
+              migrationsTableName: `migrations_${schema ?? 'durable'}`,
+              extra: { ...connection.extra, max: options.poolSize ?? 10 },
+            };
+          },
           dataSourceFactory: (dataSourceOptions?: DataSourceOptions) => {
             const initialized = new DataSource(dataSourceOptions!).initialize();
             opened.push(initialized);

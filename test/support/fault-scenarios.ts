@@ -55,6 +55,7 @@ export async function withWorkers<T>(
       CLOCK_SKEW_MS: '',
       MAX_RECOVERY_ATTEMPTS: '',
       POOL: '',
+      MULTI_HOST: '',
     },
     bootMs: 90_000,
   });

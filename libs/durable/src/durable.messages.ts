@@ -69,6 +69,11 @@ export const messages = {
   connectionFailed: (error: Error & { code?: unknown }) =>
     `A database connection of the pool failed (${error.code ? `${String(error.code)}: ` : ''}${error.message}); ` +
     'the pool discards it and opens another when needed.',
+  invalidConnectionString: (reason: string) =>
+    `Invalid PostgreSQL connection string (${reason}). Expected postgres://user:pass@host1:port,host2:port/db?target_session_attrs=read-write ` +
+    'or "host=host1,host2 port=5432 dbname=db target_session_attrs=read-write".',
+  noAcceptableHost: (target: string, refusals: string[]) =>
+    `No host accepted a ${target} session: ${refusals.join('; ')}. Retried on the next connection.`,
   compensationFailed: (runId: string, key: string, message: string) =>
     `Run "${runId}": the compensation of step "${key}" failed: ${message}. The other compensations go on.`,
   runsRecovered: (count: number, trigger: 'startup' | 'sweep') =>

@@ -10,6 +10,13 @@ export { DURABLE_METRICS, DURABLE_TELEMETRY_ATTRIBUTES } from './telemetry';
 export { resolveDurableOptions } from './durable.options';
 export type { Duration } from './duration';
 export * from './errors';
+export { postgresFailover, failoverStream, parseMultiHostConnectionString } from './failover';
+export type {
+  PostgresFailoverOptions,
+  MultiHostConnectionString,
+  TargetSessionAttrs,
+  HostAndPort,
+} from './failover';
 export * from './health';
 export * from './interfaces';
 export { durableMigrations } from './persistence/migrations';

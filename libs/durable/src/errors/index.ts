@@ -3,6 +3,7 @@ export * from './durable.error';
 export * from './invalid-argument.error';
 export * from './invalid-options.error';
 export * from './lease-lost.error';
+export * from './no-acceptable-host.error';
 export * from './non-serializable.error';
 export * from './outside-workflow.error';
 export * from './payload-too-large.error';

@@ -1,0 +1,3 @@
+export * from './connection-string';
+export * from './failover-stream';
+export * from './postgres-failover';
