@@ -81,6 +81,7 @@ const DEFAULT_SYSTEMS = ['raw-pg', 'durable', 'durable-async', 'dbos'];
 const CHOSEN = [
   'raw-pg',
   ...(option('systems')?.split(',') ?? DEFAULT_SYSTEMS).filter((s) => s !== 'raw-pg'),
+  'durable-telemetry-off',
 ];
 for (const s of CHOSEN) {
   if (!SYSTEMS[s]) {
