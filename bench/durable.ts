@@ -444,7 +444,7 @@ async function claimCost(): Promise<void> {
   const app = await boot({ worker: false });
   const db = app.get(DataSource);
   const store = app.get(DurableStore, { strict: false });
-  const served = { workflows: ['bench3'], versions: ['1'] };
+  const served = { workflows: ['bench3'], versions: ['1'], maxStalls: [10] };
   for (const backlog of config.backlogs ?? [100_000]) {
     await db.query('TRUNCATE durable.runs, durable.steps');
     await db.query(

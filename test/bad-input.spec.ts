@@ -276,7 +276,7 @@ describe('non-serializable values', () => {
       expect(error.cause.message).toContain('emit#1');
       expect(error.cause.message).toContain(UNSTORABLE[kind].path);
 
-      const info = await handle.status();
+      const info = (await handle.status())!;
       expect(info.status).toBe('failed');
       expect(info.steps.map((s) => [s.key, s.status, s.attempts])).toEqual([
         ['prepare#1', 'succeeded', 1],
@@ -295,7 +295,7 @@ describe('non-serializable values', () => {
       Object.keys(UNSTORABLE_STRINGS).map(async (kind) => {
         const handle = await client.start('produceString', [kind]);
         const error = await failureOf(within(30_000, handle.result()));
-        const info = await handle.status();
+        const info = (await handle.status())!;
         expect({
           kind,
           cause: error.cause.name,
@@ -318,7 +318,7 @@ describe('non-serializable values', () => {
     const error = await failureOf(within(60_000, handle.result()));
     expect(error.cause.name).toBe('NonSerializableError');
     expect(error.cause.message).toContain('$.callback');
-    expect((await handle.status()).steps.map((s) => s.status)).toEqual(['succeeded']);
+    expect((await handle.status())!.steps.map((s) => s.status)).toEqual(['succeeded']);
   });
 
   it('a non-serializable input is refused at start and nothing is inserted', async () => {
@@ -458,7 +458,7 @@ describe('maxPayloadBytes', () => {
     const error = await failureOf(within(60_000, handle.result()));
     expect(error.cause.name).toBe('PayloadTooLargeError');
     expect(error.cause.message).toContain('sized#1');
-    const info = await handle.status();
+    const info = (await handle.status())!;
     expect(info.steps.map((s) => [s.key, s.status, s.attempts])).toEqual([['sized#1', 'failed', 1]]);
   });
 
@@ -466,7 +466,7 @@ describe('maxPayloadBytes', () => {
     const handle = await smallClient.start('big', [0, LIMIT * 2, 10]);
     const error = await failureOf(within(60_000, handle.result()));
     expect(error.cause.name).toBe('PayloadTooLargeError');
-    expect((await handle.status()).steps.map((s) => [s.key, s.status])).toEqual([['sized#1', 'succeeded']]);
+    expect((await handle.status())!.steps.map((s) => [s.key, s.status])).toEqual([['sized#1', 'succeeded']]);
   });
 
   it('the default app (1 MiB limit) takes the same payloads', async () => {
@@ -543,7 +543,7 @@ describe('a workflow no process here has registered', () => {
   it('started by name stays pending, untouched by this process sweeps', async () => {
     const handle = await client.start('registeredNowhere', [1, 'two']);
     await sleep(300); // six sweeps at pollIntervalMs 50
-    const info = await handle.status();
+    const info = (await handle.status())!;
     expect(info).toMatchObject({
       workflow: 'registeredNowhere',
       version: '1',

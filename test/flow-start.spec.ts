@@ -67,7 +67,7 @@ describe('delay and startAt', () => {
       delay: '1s',
       timeout: '1m',
     });
-    expect((await handle.status()).status).toBe('pending');
+    expect((await handle.status())!.status).toBe('pending');
     expect(await handle.result({ timeout: '20s' })).toEqual(['later']);
     const t = await times(handle.id);
     expect(t.available_at.getTime() - t.created_at.getTime()).toBeGreaterThanOrEqual(1_000);
@@ -79,7 +79,7 @@ describe('delay and startAt', () => {
     const startAt = new Date(Date.now() + 60 * 60_000);
     const handle = await client.start('echo', ['next hour'], { id: uniqueId('at'), startAt });
     expect((await times(handle.id)).available_at).toEqual(startAt);
-    expect((await handle.status()).status).toBe('pending');
+    expect((await handle.status())!.status).toBe('pending');
     await client.cancel(handle.id);
   });
 });

@@ -102,7 +102,7 @@ describe('Durable.send', () => {
     const inbox = await client.start('inbox', ['news', 2], { id: uniqueId('inbox') });
     const sender = await client.start('notifier', [inbox.id, 'hello'], { id: uniqueId('notifier') });
     expect(await sender.result({ timeout: '20s' })).toBe('sent');
-    const steps = (await sender.status()).steps;
+    const steps = (await sender.status())!.steps;
     expect(steps.map((s) => [s.key, s.kind, s.status])).toEqual([['$send#1', 'step', 'succeeded']]);
 
     // Replayed: the recorded step returns, nothing is sent.
@@ -133,7 +133,11 @@ describe('Durable.send', () => {
   it('fails the sending run when the target does not exist, without retrying', async () => {
     const sender = await client.start('notifier', ['missing-run', 1], { id: uniqueId('notifier') });
     await expect(sender.result({ timeout: '20s' })).rejects.toThrow(/No run with id "missing-run"/);
-    expect((await sender.status()).steps[0]).toMatchObject({ key: '$send#1', status: 'failed', attempts: 1 });
+    expect((await sender.status())!.steps[0]).toMatchObject({
+      key: '$send#1',
+      status: 'failed',
+      attempts: 1,
+    });
   });
 
   it('cannot be called inside a step, or outside a workflow', async () => {

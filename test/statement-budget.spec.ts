@@ -130,9 +130,9 @@ const kinds = (statements: string[] = []) =>
       ? 'insert+claim'
       : /INSERT INTO "durable"\.runs/.test(s)
         ? 'insert'
-        : /^UPDATE "durable"\.runs r\s+SET status = CASE/.test(s)
+        : /^WITH due AS/.test(s)
           ? 'claim'
-          : /^WITH owner AS/.test(s)
+          : /existing AS \(/.test(s)
             ? 'consume signal'
             : /INSERT INTO "durable"\.steps/.test(s)
               ? 'checkpoint'

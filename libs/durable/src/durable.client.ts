@@ -13,6 +13,7 @@ import { RunResultWaiter } from './engine/run-result.waiter';
 import { RunEvents, RunStreamItem, RunStreamOptions } from './events/run-events';
 import {
   InvalidArgumentError,
+  LimitExceededError,
   RunConflictError,
   RunNotFoundError,
   RunStateError,
@@ -31,6 +32,8 @@ import type {
 import { DurableStore, NewRun } from './persistence/durable.store';
 import { decodeJson, encodeJson } from './persistence/json-codec';
 import { RunControlStore } from './persistence/run-control.store';
+import { StepStore } from './persistence/step.store';
+import { untilAnswered } from './engine/until-answered';
 import type { RunRow, StepRow } from './persistence/row-types';
 import { MessageSender } from './messaging/message.sender';
 import { resolveFlowStart, StartStore } from './queues';
@@ -43,6 +46,8 @@ import { DEFAULT_PURGE_BATCH, FINISHED_STATUSES, RetentionService } from './rete
 import type { FinishedStatus, PurgeResult } from './retention';
 
 const MAX_PAGE = 1_000;
+/** How long start() keeps retrying a lost connection before it gives the error to the caller. */
+const START_RETRY_MS = 5_000;
 
 /** A workflow to start: its registered name, or the decorated method itself (`service.provision`). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -73,6 +78,7 @@ export class DurableClient {
     private readonly starts: StartStore,
     private readonly admin: DurableAdminStore,
     private readonly retention: RetentionService,
+    private readonly steps: StepStore,
   ) {}
 
   /**
@@ -108,29 +114,47 @@ export class DurableClient {
         throw new RunConflictError(messages.runConflict(started.id, started.workflow, name));
       return this.handleFor<R>(started.id, manager);
     }
-    if (!manager && registered && this.worker.reserveSlot()) {
-      // Executed here at once: the INSERT is the claim, so a run costs one write to start.
-      let claimed;
-      try {
-        claimed = await this.store.insertOwnedRun(run, this.options.value.executorId);
-      } catch (error) {
-        this.worker.releaseSlot();
-        throw error;
-      }
-      if (claimed) {
-        this.started(run);
-        this.worker.executeReserved(claimed);
-        return this.handleFor<R>(id);
-      }
-      this.worker.releaseSlot();
-    } else if (await this.store.insertPendingRun(run, manager)) {
-      this.started(run);
+    if (manager) {
+      // The caller's transaction: its outcome is the caller's to handle, so no retry here.
+      if (await this.store.insertPendingRun(run, manager)) this.started(run);
+      else await this.assertSameWorkflow(id, name, manager);
       return this.handleFor<R>(id, manager);
     }
+    // Retried on a lost connection: a start whose reply was lost finds its run by id (an id is an
+    // idempotency key); a run it had claimed for this process is released by the worker's sweep.
+    return untilAnswered(
+      async () => {
+        if (registered && this.worker.reserveSlot()) {
+          // Executed here at once: the INSERT is the claim, so a run costs one write to start.
+          let claimed;
+          try {
+            claimed = await this.store.insertOwnedRun(run, this.options.value.executorId);
+          } catch (error) {
+            this.worker.releaseSlot();
+            throw error;
+          }
+          if (claimed) {
+            this.started(run);
+            this.worker.executeReserved(claimed);
+            return this.handleFor<R>(id);
+          }
+          this.worker.releaseSlot();
+        } else if (await this.store.insertPendingRun(run)) {
+          this.started(run);
+          return this.handleFor<R>(id);
+        }
+        await this.assertSameWorkflow(id, name);
+        return this.handleFor<R>(id);
+      },
+      { giveUpAfterMs: START_RETRY_MS },
+    );
+  }
+
+  /** Starting an existing id returns that run, unless it belongs to another workflow. */
+  private async assertSameWorkflow(id: string, name: string, manager?: EntityManager): Promise<void> {
     const existing = await this.store.findRunWorkflow(id, manager);
     if (existing !== undefined && existing !== name)
       throw new RunConflictError(messages.runConflict(id, existing, name));
-    return this.handleFor<R>(id, manager);
   }
 
   private started(run: NewRun): void {
@@ -155,18 +179,14 @@ export class DurableClient {
         }
         return this.waiter.wait<R>(id, toOptionalMilliseconds(options.timeout), this.worker.executionOf(id));
       },
-      status: async () => {
-        const info = await this.status<R>(id);
-        if (!info) throw new RunNotFoundError(messages.runNotFound(id));
-        return info;
-      },
+      status: () => this.status<R>(id),
     };
   }
 
   /** The run with its recorded steps, or null. */
   async status<R = unknown>(id: string): Promise<RunInfo<R> | null> {
     assertValidId('run id', id);
-    const [row, steps] = await Promise.all([this.store.getRun(id), this.store.loadSteps(id)]);
+    const [row, steps] = await Promise.all([this.store.getRun(id), this.steps.loadSteps(id)]);
     return row ? { ...toRunSummary<R>(row), steps: steps.map(toStepInfo) } : null;
   }
 
@@ -237,9 +257,21 @@ export class DurableClient {
       payload === undefined
         ? 'null'
         : encodeJson(payload, `Payload of signal "${name}"`, this.options.value.maxPayloadBytes);
-    const status = await this.control.sendSignal(id, name, encoded);
-    if (!status) throw new RunNotFoundError(messages.runNotFound(id));
-    if (isFinished(status)) throw new RunStateError(messages.signalToFinishedRun(id, name, status));
+    const { maxPendingSignals, maxPendingSignalBytes } = this.options.value;
+    const sent = await this.control.sendSignal(id, name, encoded, {
+      maxPending: maxPendingSignals,
+      maxBytes: maxPendingSignalBytes,
+    });
+    if (!sent.status) throw new RunNotFoundError(messages.runNotFound(id));
+    if (isFinished(sent.status)) throw new RunStateError(messages.signalToFinishedRun(id, name, sent.status));
+    if (sent.limit === 'signals')
+      throw new LimitExceededError(
+        messages.signalLimit(id, `${maxPendingSignals} unconsumed signals`, maxPendingSignals),
+      );
+    if (sent.limit === 'bytes')
+      throw new LimitExceededError(
+        messages.signalLimit(id, 'that many bytes of unconsumed signals', maxPendingSignalBytes),
+      );
   }
 
   /**
@@ -287,10 +319,11 @@ export class DurableClient {
    */
   async resume(id: string): Promise<void> {
     assertValidId('run id', id);
-    const status = await this.control.resumeRun(id);
+    const { status, compensated } = await this.control.resumeRun(id);
     if (!status) throw new RunNotFoundError(messages.runNotFound(id));
     if (status !== 'failed' && status !== 'cancelled')
       throw new RunStateError(messages.resumeNotAllowed(id, status));
+    if (compensated) throw new RunStateError(messages.resumeCompensated(compensated));
   }
 
   /**

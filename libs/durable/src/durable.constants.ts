@@ -23,6 +23,11 @@ export const DEFAULT_POLL_INTERVAL_MS = 1_000;
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 export const DEFAULT_QUEUE_METRICS_INTERVAL_MS = 5_000;
+export const DEFAULT_MAX_RECOVERY_ATTEMPTS = 10;
+export const DEFAULT_MAX_HISTORY_STEPS = 10_000;
+export const DEFAULT_MAX_HISTORY_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MAX_PENDING_SIGNALS = 1_000;
+export const DEFAULT_MAX_PENDING_SIGNAL_BYTES = 16 * 1024 * 1024;
 
 /** Ids, signal names, workflow and step names: any string of this many characters. */
 export const MAX_ID_LENGTH = 200;

@@ -6,6 +6,7 @@ import { WORKFLOW_NAME_SYMBOL } from './durable.constants';
 import { InvalidArgumentError } from './errors';
 import { DurableMetadataAccessor } from './durable-metadata.accessor';
 import { messages } from './durable.messages';
+import { DurableOptionsHolder } from './durable.options';
 import { DurableCallInterceptor } from './engine/durable-call.interceptor';
 import { ScheduleRegistry } from './schedules/schedule.registry';
 import { WorkflowRegistry } from './workflow.registry';
@@ -27,6 +28,7 @@ export class DurableExplorer implements OnModuleInit {
     private readonly registry: WorkflowRegistry,
     private readonly interceptor: DurableCallInterceptor,
     private readonly schedules: ScheduleRegistry,
+    private readonly options: DurableOptionsHolder,
   ) {}
 
   onModuleInit(): void {
@@ -68,6 +70,7 @@ export class DurableExplorer implements OnModuleInit {
           name: workflow.name,
           version: workflow.version,
           timeoutMs: workflow.timeoutMs,
+          maxRecoveryAttempts: workflow.maxRecoveryAttempts ?? this.options.value.maxRecoveryAttempts,
           location: `${className}.${methodName}`,
           invoke: async (args) => original.apply(instance, args),
         });

@@ -124,7 +124,34 @@ export const messages = {
     'global guard or the network already protects it.',
   adminUnguardedWarning: (path: string) =>
     `DurableAdminModule at /${path} has no guard: it is open to anyone who reaches this app. Give it one before production.`,
+  databaseUnavailable: (what: string, runId: string, failures: number, error: unknown) =>
+    `Database unavailable (${errorText(error)}): retrying ${what} of run "${runId}" (${failures} failed so far); it goes on once the database answers.`,
+  historySteps: (runId: string, key: string, max: number) =>
+    `Run "${runId}": step "${key}" would record more than ${max} steps in the run's history (option maxHistorySteps). Split the work into child workflows.`,
+  historyBytes: (runId: string, key: string, max: number) =>
+    `Run "${runId}": the output of step "${key}" would bring the run's history over ${max} bytes (option maxHistoryBytes). Store large data in your own tables and return its id.`,
+  childIdTaken: (runId: string, key: string, childId: string) =>
+    `Run "${runId}": its child step "${key}" needs the run id "${childId}", which another run already uses.`,
+  runSetAsideError: (runId: string, claims: number, limit: number) =>
+    `Run "${runId}" was set aside as failed: claimed ${claims} times in a row without progress (each execution ended with its process dying, its lease lost or an engine write failing; maxRecoveryAttempts is ${limit}). Fix the cause, then resume it.`,
+  claimFailed: (message: string) => `Claiming runs failed (${message}); the next poll tries again.`,
+  strandedReleased: (count: number) =>
+    `Released ${count} run(s) this process owned but was not executing (a claim or start whose reply was lost); they go back to the queue.`,
+  shutdownReleaseFailed: (message: string) =>
+    `Could not release this process's runs at shutdown (${message}); other replicas take them over once the lease expires.`,
+  runReleased: (runId: string, message: string) =>
+    `Run "${runId}" could not go on here (${message}); it was released for another attempt.`,
+  resumeCompensated: (id: string) =>
+    `Cannot resume run "${id}": its compensations ran (or are running), so the effects of its steps were undone and replaying them would use what no longer exists. Start a new run, or fork this one from its first step.`,
+  signalLimit: (id: string, what: string, max: number) =>
+    `Cannot send a signal to run "${id}": it already holds ${what} (limit ${max}, options maxPendingSignals / maxPendingSignalBytes). Nothing was stored.`,
 } as const;
+
+/** An error's message for a log line (never its stack or any payload). */
+function errorText(error: unknown): string {
+  const message = (error as Error)?.message ?? String(error);
+  return message.length > 200 ? `${message.slice(0, 200)}…` : message;
+}
 
 function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);

@@ -21,6 +21,8 @@ import { WaitRunner } from './engine/wait.runner';
 import { WorkflowExecutor } from './engine/workflow.executor';
 import { DurableDatabase } from './persistence/durable.database';
 import { DurableStore } from './persistence/durable.store';
+import { StepStore } from './persistence/step.store';
+import { DurableClock } from './engine/durable.clock';
 import { RunControlStore } from './persistence/run-control.store';
 import { NotificationListener } from './persistence/notification.listener';
 import { DurableMetrics, DurableTracing, QueueStats } from './telemetry';
@@ -54,7 +56,9 @@ import { RetentionService, RetentionStore } from './retention';
     DurableDatabase,
     AsyncCheckpoints,
     DurableStore,
+    StepStore,
     RunControlStore,
+    DurableClock,
     DurableEvents,
     CheckpointWriter,
     StepRunner,

@@ -20,12 +20,21 @@ describe('resolveDurableOptions', () => {
       metrics: true,
       queueMetricsIntervalMs: 5_000,
       asyncCheckpoints: false,
+      maxRecoveryAttempts: 10,
+      maxHistorySteps: 10_000,
+      maxHistoryBytes: 64 * 1024 * 1024,
+      maxPendingSignals: 1_000,
+      maxPendingSignalBytes: 16 * 1024 * 1024,
     });
   });
 
   it('derives a default heartbeat that fits a short lease', () => {
     expect(resolveDurableOptions({ leaseMs: 900 }).heartbeatMs).toBe(300);
     expect(resolveDurableOptions({ leaseMs: 600_000 }).heartbeatMs).toBe(5_000);
+  });
+
+  it('accepts a schema name of 48 characters, the longest whose channel name fits', () => {
+    expect(resolveDurableOptions({ schema: 's' + 'x'.repeat(47) }).schema).toHaveLength(48);
   });
 
   it('keeps valid explicit values', () => {
@@ -46,6 +55,13 @@ describe('resolveDurableOptions', () => {
     ['schema', { schema: 'durable"; drop' }],
     ['schema', { schema: '1abc' }],
     ['schema', { schema: 'pg_' + 'x'.repeat(61) }],
+    // 49 characters: valid SQL, but its NOTIFY channel (<schema>_events) would be cut at 63 bytes.
+    ['schema', { schema: 's' + 'x'.repeat(48) }],
+    ['maxRecoveryAttempts', { maxRecoveryAttempts: 0 }],
+    ['maxHistorySteps', { maxHistorySteps: 1.5 }],
+    ['maxHistoryBytes', { maxHistoryBytes: -1 }],
+    ['maxPendingSignals', { maxPendingSignals: 0 }],
+    ['maxPendingSignalBytes', { maxPendingSignalBytes: 'lots' }],
     ['concurrency', { concurrency: 10_001 }],
     ['leaseMs', { leaseMs: 99 }],
     ['heartbeatMs', { leaseMs: 100, heartbeatMs: 51 }],

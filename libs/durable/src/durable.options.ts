@@ -4,7 +4,12 @@ import {
   DEFAULT_CONCURRENCY,
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_LEASE_MS,
+  DEFAULT_MAX_HISTORY_BYTES,
+  DEFAULT_MAX_HISTORY_STEPS,
   DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_MAX_PENDING_SIGNAL_BYTES,
+  DEFAULT_MAX_PENDING_SIGNALS,
+  DEFAULT_MAX_RECOVERY_ATTEMPTS,
   DEFAULT_POLL_INTERVAL_MS,
   DEFAULT_QUEUE_METRICS_INTERVAL_MS,
   DEFAULT_SCHEMA,
@@ -35,6 +40,11 @@ const KNOWN_OPTIONS = new Set<string>([
   'queueMetricsIntervalMs',
   'retention',
   'asyncCheckpoints',
+  'maxRecoveryAttempts',
+  'maxHistorySteps',
+  'maxHistoryBytes',
+  'maxPendingSignals',
+  'maxPendingSignalBytes',
 ]);
 
 /** Applies defaults and validates; every problem names the option. */
@@ -68,6 +78,11 @@ export function resolveDurableOptions(options: DurableModuleOptions = {}): Resol
     queueMetricsIntervalMs: options.queueMetricsIntervalMs ?? DEFAULT_QUEUE_METRICS_INTERVAL_MS,
     retention: resolveRetention(options.retention),
     asyncCheckpoints: options.asyncCheckpoints ?? false,
+    maxRecoveryAttempts: options.maxRecoveryAttempts ?? DEFAULT_MAX_RECOVERY_ATTEMPTS,
+    maxHistorySteps: options.maxHistorySteps ?? DEFAULT_MAX_HISTORY_STEPS,
+    maxHistoryBytes: options.maxHistoryBytes ?? DEFAULT_MAX_HISTORY_BYTES,
+    maxPendingSignals: options.maxPendingSignals ?? DEFAULT_MAX_PENDING_SIGNALS,
+    maxPendingSignalBytes: options.maxPendingSignalBytes ?? DEFAULT_MAX_PENDING_SIGNAL_BYTES,
   };
   assertValidSchemaName(resolved.schema);
   const id = resolved.executorId;
@@ -94,6 +109,11 @@ export function resolveDurableOptions(options: DurableModuleOptions = {}): Resol
   integer('shutdownTimeoutMs', resolved.shutdownTimeoutMs, 0, 3_600_000);
   integer('maxPayloadBytes', resolved.maxPayloadBytes, 1, 256 * 1024 * 1024);
   integer('queueMetricsIntervalMs', resolved.queueMetricsIntervalMs, 100, 3_600_000);
+  integer('maxRecoveryAttempts', resolved.maxRecoveryAttempts, 1, 1_000_000);
+  integer('maxHistorySteps', resolved.maxHistorySteps, 1, 10_000_000);
+  integer('maxHistoryBytes', resolved.maxHistoryBytes, 1, 1024 * 1024 * 1024);
+  integer('maxPendingSignals', resolved.maxPendingSignals, 1, 10_000_000);
+  integer('maxPendingSignalBytes', resolved.maxPendingSignalBytes, 1, 1024 * 1024 * 1024);
   if (resolved.heartbeatMs * 2 > resolved.leaseMs) {
     throw new InvalidOptionsError(
       messages.invalidOption(

@@ -11,6 +11,7 @@ import { HEARTBEAT_INTERVAL_NAME, SWEEP_INTERVAL_NAME } from './durable.constant
 import { DurableOptionsHolder } from './durable.options';
 import { DurableWorker } from './durable.worker';
 import { DurableEvents } from './engine/durable.events';
+import { DurableClock } from './engine/durable.clock';
 import { InvalidOptionsError } from './errors';
 import { DurableStore } from './persistence/durable.store';
 import { NotificationListener } from './persistence/notification.listener';
@@ -30,6 +31,7 @@ export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicati
   private readonly heartbeatName: string;
   private readonly sweepName: string;
   private sweeps = 0;
+  private sweeping = false;
   private started = false;
 
   constructor(
@@ -40,6 +42,7 @@ export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicati
     private readonly options: DurableOptionsHolder,
     private readonly transactions: TransactionContext,
     private readonly events: DurableEvents,
+    private readonly clock: DurableClock,
     @Optional() private readonly schedulerRegistry?: SchedulerRegistry,
   ) {
     if (!schedulerRegistry) {
@@ -58,7 +61,7 @@ export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicati
     this.started = true;
     if (!worker) return;
     // A new life of this executor id: runs it claimed before now are orphans (see releaseOrphanedRuns).
-    await this.store.heartbeat(executorId, true);
+    this.clock.observe(await this.store.heartbeat(executorId, true));
     if (recoverOnStartup) {
       const count = await this.store.releaseOrphanedRuns(leaseMs);
       if (count > 0) this.events.emit({ type: 'runs.recovered', count, trigger: 'startup' });
@@ -87,21 +90,29 @@ export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicati
 
   private async heartbeat(): Promise<void> {
     try {
-      await this.store.heartbeat(this.options.value.executorId);
+      this.clock.observe(await this.store.heartbeat(this.options.value.executorId));
     } catch (error) {
       this.logger.warn(`Heartbeat failed: ${(error as Error).message}`);
     }
   }
 
-  /** Returns dead executors' runs to the queue, claims what is due, and reports runs nobody serves. */
+  /**
+   * Returns dead executors' runs to the queue, and this executor's own runs that nothing here executes,
+   * claims what is due, and reports runs nobody serves.
+   */
   private async sweep(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
     try {
       const count = await this.store.releaseOrphanedRuns(this.options.value.leaseMs);
       if (count > 0) this.events.emit({ type: 'runs.recovered', count, trigger: 'sweep' });
+      await this.worker.releaseStranded();
       await this.worker.poke();
       if (this.sweeps++ % UNSERVED_REPORT_EVERY === 0) await this.reportUnserved();
     } catch (error) {
       this.logger.warn(`Sweep failed: ${(error as Error).message}`);
+    } finally {
+      this.sweeping = false;
     }
   }
 

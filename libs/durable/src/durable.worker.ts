@@ -1,17 +1,27 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { messages } from './durable.messages';
 import { DurableOptionsHolder } from './durable.options';
 import { CheckpointWriter } from './engine/checkpoint.writer';
+import { DurableClock } from './engine/durable.clock';
 import { DurableEvents } from './engine/durable.events';
 import { delay } from './engine/retry-delay';
 import { RunExecution } from './engine/run-execution';
-import { WorkflowExecutor } from './engine/workflow.executor';
+import { isTransient } from './engine/transient-errors';
+import { untilAnswered } from './engine/until-answered';
+import { ExecutionEnd, WorkflowExecutor } from './engine/workflow.executor';
 import { DurableStore } from './persistence/durable.store';
 import type { ClaimedRun } from './persistence/row-types';
 import { WorkflowRegistry } from './workflow.registry';
 
+/** How long shutdown keeps trying to hand its runs back when the database does not answer. */
+const RELEASE_AT_SHUTDOWN_MS = 5_000;
+
 /**
  * Executes runs in this process within the `concurrency` bound: runs started here (inline, no claim
- * needed) and runs claimed from the queue when notified or polled. Owns the set of runs in flight.
+ * needed) and runs claimed from the queue when notified or polled. Owns the set of runs in flight, and
+ * makes sure none stays owned here without executing: an execution that cannot go on releases its run
+ * (retrying until the database answers), and the sweep releases runs the database says are ours while
+ * nothing here executes them (a claim or a start whose reply was lost).
  */
 @Injectable()
 export class DurableWorker {
@@ -20,9 +30,14 @@ export class DurableWorker {
   private readonly inFlight = new Set<InFlight>();
   /** The latest execution of each run in flight here. */
   private readonly byRun = new Map<string, InFlight>();
+  /** Aborted when the process stops: ends the retries of finishes and releases. */
+  private readonly lifetime = new AbortController();
+  /** Runs found owned here but not executed at the previous sweep (released if still so at the next). */
+  private stranded = new Set<string>();
   private reserved = 0;
   private accepting = false;
   private claiming = false;
+  private claimFailing = false;
   /** Set when work may be waiting (a notification came, or a claim filled every free slot). */
   private moreWork = false;
 
@@ -33,6 +48,7 @@ export class DurableWorker {
     private readonly events: DurableEvents,
     private readonly options: DurableOptionsHolder,
     private readonly checkpoints: CheckpointWriter,
+    private readonly clock: DurableClock,
   ) {}
 
   get running(): boolean {
@@ -87,14 +103,43 @@ export class DurableWorker {
           return;
         }
         const runs = await this.store.claimRuns(this.options.value.executorId, this.registry.served(), free);
+        this.claimFailing = false;
         for (const run of runs) this.launch(run);
         if (runs.length < free && !this.moreWork) return;
       }
     } catch (error) {
-      this.logger.error(`Claiming runs failed: ${(error as Error).message}`);
+      // A claim whose reply was lost may have claimed runs: the sweep releases them (releaseStranded).
+      if (!this.claimFailing || !isTransient(error))
+        this.logger.warn(messages.claimFailed((error as Error).message));
+      this.claimFailing = isTransient(error);
     } finally {
       this.claiming = false;
     }
+  }
+
+  /**
+   * Releases the runs the database says this executor owns while nothing here executes them, when they
+   * were found so at the previous sweep too (with the same epoch): a claim in flight at one sweep has
+   * launched by the next.
+   */
+  async releaseStranded(): Promise<number> {
+    const { executorId } = this.options.value;
+    const executing = new Map<string, number>();
+    for (const entry of this.inFlight) executing.set(`${entry.run.id}`, entry.run.epoch);
+    const owned = await this.store.ownedRuns(executorId);
+    const now = new Set<string>();
+    let released = 0;
+    for (const run of owned) {
+      if (executing.get(run.id) === run.epoch) continue;
+      const mark = `${run.id}\u0000${run.epoch}`;
+      now.add(mark);
+      if (!this.stranded.has(mark)) continue;
+      await this.store.releaseRun({ runId: run.id, executorId, epoch: run.epoch });
+      released++;
+    }
+    this.stranded = now;
+    if (released > 0) this.logger.warn(messages.strandedReleased(released));
+    return released;
   }
 
   /** Stops claiming, lets runs in flight finish within `timeoutMs`, then gives the rest back. */
@@ -109,47 +154,67 @@ export class DurableWorker {
         `Shutting down with ${this.inFlight.size} run(s) in flight; releasing them to other replicas.`,
       );
     }
-    await this.store.releaseRunsOf(this.options.value.executorId);
     const shutdown = new Error('This process is shutting down; the run was released to another replica.');
     for (const entry of this.inFlight) entry.execution?.halt('shutdown', shutdown);
+    const giveUp = AbortSignal.timeout(RELEASE_AT_SHUTDOWN_MS);
+    await untilAnswered(() => this.store.releaseRunsOf(this.options.value.executorId), {
+      signal: giveUp,
+    }).catch((error: Error) =>
+      this.logger.warn(messages.shutdownReleaseFailed(error?.message ?? String(error))),
+    );
+    this.lifetime.abort(shutdown);
   }
 
   private launch(run: ClaimedRun): void {
-    const entry: InFlight = { done: Promise.resolve() };
+    this.clock.observe(run.db_now);
+    const entry: InFlight = { run, done: Promise.resolve() };
     this.inFlight.add(entry);
     this.byRun.set(run.id, entry);
-    entry.done = this.executor
-      .prepare(run)
-      .then(async (execution) => {
-        entry.execution = execution;
-        // A 'done' notification from elsewhere while we execute means a cancel (or a takeover).
-        const off = this.events.onRunEnded(run.id, (ended) => {
-          if (!ended && !execution.ending)
-            void this.checkpoints.haltIfCancelled(execution).catch(() => undefined);
-        });
-        try {
-          return await this.executor.execute(execution);
-        } finally {
-          off();
-        }
-      })
-      .catch(async (error: Error) => {
-        this.logger.error(`Run "${run.id}" could not be executed: ${error.message}`, error.stack);
-        const lease = { runId: run.id, executorId: this.options.value.executorId, epoch: run.epoch };
-        await this.store.releaseRun(lease).catch(() => undefined);
-        return undefined;
-      })
-      .then((ended) => {
-        // Free the slot before waking the caller, whose next start may want it.
-        this.inFlight.delete(entry);
-        if (this.byRun.get(run.id) === entry) this.byRun.delete(run.id);
-        if (ended) this.events.emitRunEnded(run.id, ended);
-        if (this.moreWork) void this.poke();
+    entry.done = this.execute(entry).then((end) => {
+      // Free the slot before waking the caller, whose next start may want it.
+      this.inFlight.delete(entry);
+      if (this.byRun.get(run.id) === entry) this.byRun.delete(run.id);
+      if (end.kind === 'finished') this.events.emitRunEnded(run.id, end.ended);
+      if (this.moreWork) void this.poke();
+    });
+  }
+
+  private async execute(entry: InFlight): Promise<ExecutionEnd> {
+    const { run } = entry;
+    let end: ExecutionEnd;
+    try {
+      const execution = await this.executor.prepare(run, this.lifetime.signal);
+      entry.execution = execution;
+      // A 'done' notification from elsewhere while we execute means a cancel (or a takeover).
+      const off = this.events.onRunEnded(run.id, (ended) => {
+        if (!ended && !execution.ending)
+          void this.checkpoints.haltIfCancelled(execution).catch(() => undefined);
       });
+      try {
+        end = await this.executor.execute(execution, this.lifetime.signal);
+      } finally {
+        off();
+      }
+    } catch (error) {
+      end = { kind: 'release', error: error as Error };
+    }
+    if (end.kind === 'release' && !this.lifetime.signal.aborted) {
+      this.logger.error(
+        messages.runReleased(run.id, end.error?.message ?? String(end.error)),
+        end.error?.stack,
+      );
+      const lease = { runId: run.id, executorId: this.options.value.executorId, epoch: run.epoch };
+      // Until the database answers: a run must not stay owned here while nothing executes it.
+      await untilAnswered(() => this.store.releaseRun(lease), { signal: this.lifetime.signal }).catch(
+        () => undefined,
+      );
+    }
+    return end;
   }
 }
 
 interface InFlight {
+  run: ClaimedRun;
   execution?: RunExecution;
   done: Promise<void>;
 }

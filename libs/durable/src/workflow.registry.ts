@@ -2,12 +2,15 @@ import { Injectable } from '@nestjs/common';
 import { messages } from './durable.messages';
 import type { StepMetadata } from './decorators';
 import { DuplicateWorkflowError, InvalidArgumentError } from './errors';
+import type { ServedPairs } from './persistence/durable.store';
 
 /** A @Workflow method found on a provider. */
 export interface RegisteredWorkflow {
   name: string;
   version: string;
   timeoutMs?: number;
+  /** Claims without progress after which a run is set aside (the workflow's or the module's limit). */
+  maxRecoveryAttempts: number;
   /** 'ClassName.method', for messages. */
   location: string;
   /** Calls the original (unwrapped) method on its instance. */
@@ -31,7 +34,7 @@ export class WorkflowRegistry {
   private readonly byKey = new Map<string, RegisteredWorkflow>();
   private readonly latestByName = new Map<string, RegisteredWorkflow>();
   /** Built once: claims read it on every poll, and the registry only changes at startup. */
-  private servedPairs?: { workflows: string[]; versions: string[] };
+  private servedPairs?: ServedPairs;
 
   add(workflow: RegisteredWorkflow): void {
     const key = this.key(workflow.name, workflow.version);
@@ -80,10 +83,14 @@ export class WorkflowRegistry {
   }
 
   /** The (workflow, version) pairs this process claims, as parallel arrays for SQL unnest(). */
-  served(): { workflows: string[]; versions: string[] } {
+  served(): ServedPairs {
     if (!this.servedPairs) {
       const all = [...this.byKey.values()];
-      this.servedPairs = { workflows: all.map((w) => w.name), versions: all.map((w) => w.version) };
+      this.servedPairs = {
+        workflows: all.map((w) => w.name),
+        versions: all.map((w) => w.version),
+        maxStalls: all.map((w) => w.maxRecoveryAttempts),
+      };
     }
     return this.servedPairs;
   }

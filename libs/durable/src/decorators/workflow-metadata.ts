@@ -3,6 +3,8 @@ export interface WorkflowMetadata {
   name: string;
   version: string;
   timeoutMs?: number;
+  /** Overrides the module's maxRecoveryAttempts for this workflow. */
+  maxRecoveryAttempts?: number;
 }
 
 /** What @Step records, normalized and validated. */

@@ -23,7 +23,21 @@ export function Workflow(nameOrOptions?: string | WorkflowOptions): MethodDecora
     if (version.length === 0 || version.length > 100) {
       throw new InvalidArgumentError(`@Workflow version of "${name}" must be a non-empty string or number.`);
     }
-    const metadata: WorkflowMetadata = { name, version, timeoutMs: toOptionalMilliseconds(options.timeout) };
+    const maxRecoveryAttempts = options.maxRecoveryAttempts;
+    if (
+      maxRecoveryAttempts !== undefined &&
+      (!Number.isInteger(maxRecoveryAttempts) || maxRecoveryAttempts < 1 || maxRecoveryAttempts > 1_000_000)
+    ) {
+      throw new InvalidArgumentError(
+        `@Workflow "${name}": maxRecoveryAttempts must be an integer from 1 to 1000000.`,
+      );
+    }
+    const metadata: WorkflowMetadata = {
+      name,
+      version,
+      timeoutMs: toOptionalMilliseconds(options.timeout),
+      maxRecoveryAttempts,
+    };
     return SetMetadata(WORKFLOW_METADATA, metadata)(target, propertyKey, descriptor);
   };
 }

@@ -1,9 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { messages } from '../durable.messages';
-import { DurableStore } from '../persistence/durable.store';
+import { StepStore } from '../persistence/step.store';
 import { decodeJson } from '../persistence/json-codec';
 import { WorkflowRegistry } from '../workflow.registry';
 import { RunExecution } from './run-execution';
+import { CheckpointWriter } from './checkpoint.writer';
 import { StepRunner } from './step.runner';
 
 /**
@@ -16,14 +17,17 @@ export class Compensator {
   private readonly logger = new Logger('Durable');
 
   constructor(
-    private readonly store: DurableStore,
+    private readonly store: StepStore,
+    private readonly checkpoints: CheckpointWriter,
     private readonly registry: WorkflowRegistry,
     private readonly steps: StepRunner,
   ) {}
 
   async compensate(execution: RunExecution): Promise<void> {
     execution.compensating = true;
-    const history = await this.store.loadSteps(execution.runId);
+    const history = await this.checkpoints.retrying(execution, 'a history read', () =>
+      this.store.loadSteps(execution.runId),
+    );
     const done = history.filter(
       (step) => step.kind === 'step' && step.status === 'succeeded' && step.undo_args != null,
     );

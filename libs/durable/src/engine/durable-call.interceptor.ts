@@ -7,13 +7,6 @@ import { StepRunner } from './step.runner';
 
 type Method = (...args: unknown[]) => unknown;
 
-/** A child run is one recorded step of its parent; its own retries happen inside the child. */
-const childStep = (name: string): StepMetadata => ({
-  name,
-  transactional: false,
-  retry: { maxAttempts: 1, initialDelayMs: 0, backoffFactor: 1, maxDelayMs: 0, nonRetryable: [] },
-});
-
 /**
  * Builds the wrappers installed on provider instances in place of @Workflow/@Step methods, which decide
  * per call (from the async context) whether the call is durable.
@@ -27,20 +20,10 @@ export class DurableCallInterceptor {
 
   /** Outside a workflow: start a run and return its result. Inside one: a child run, as a step. */
   wrapWorkflow(meta: WorkflowMetadata, methodName: string): Method {
-    const { client, steps } = this;
+    const { client } = this;
     const wrapper = function (...args: unknown[]) {
       const scope = durableScope.getStore();
-      if (scope && !scope.step) {
-        return steps.run(
-          scope.execution,
-          childStep(meta.name),
-          async () => {
-            const id = durableScope.getStore()!.step!.idempotencyKey;
-            return (await client.start(meta.name, args, { id })).result();
-          },
-          'child',
-        );
-      }
+      if (scope && !scope.step) return scope.execution.waits.child(scope.execution, meta, args);
       return client.start(meta.name, args).then((handle) => handle.result());
     };
     return named(wrapper, methodName, meta.name);

@@ -2,24 +2,40 @@ import { Injectable, Logger } from '@nestjs/common';
 import { durableScope } from '../context';
 import { messages } from '../durable.messages';
 import { DurableOptionsHolder } from '../durable.options';
-import { WorkflowTimeoutError } from '../errors';
-import { DurableStore, RunOutcomeRecord } from '../persistence/durable.store';
+import { RunSetAsideError, WorkflowTimeoutError } from '../errors';
+import { RunEvents } from '../events/run-events';
+import { runClaimedEvent, runOutcomeEvents, runRef } from '../events/run-outcome-events';
+import type { RunOutcomeRecord } from '../persistence/durable.store';
+import { DurableStore } from '../persistence/durable.store';
 import { decodeJson, encodeJson } from '../persistence/json-codec';
 import type { ClaimedRun } from '../persistence/row-types';
+import { StepStore } from '../persistence/step.store';
 import { WorkflowRegistry } from '../workflow.registry';
-import { RunEvents } from '../events/run-events';
-import { runClaimedEvent, runOutcomeEvents } from '../events/run-outcome-events';
-import { DurableEvents, RunEnded } from './durable.events';
+import { CheckpointWriter } from './checkpoint.writer';
 import { Compensator } from './compensator';
+import { DurableClock } from './durable.clock';
+import { DurableEvents, RunEnded } from './durable.events';
 import { ExecutionObserver } from './execution.observer';
 import { toErrorInfo } from './error-info';
 import { setLongTimeout } from './retry-delay';
 import { RunExecution } from './run-execution';
+import { untilAnswered } from './until-answered';
 import { WaitRunner } from './wait.runner';
 
+/** How an execution ended, and what the worker must still do about the run. */
+export type ExecutionEnd =
+  /** The run ended here (the worker announces it once its slot is free). */
+  | { kind: 'finished'; ended: RunEnded }
+  /** Parked, fenced, cancelled, or finished by another executor: nothing left to do here. */
+  | { kind: 'gone' }
+  /** The run is still ours but will not go on here: release it (it counts as a stall). */
+  | { kind: 'release'; error: Error };
+
 /**
- * Executes one claimed run to its end or its next park: loads the history (unless the run is new),
- * invokes the workflow method in the run's async context, and records the outcome with one fenced UPDATE.
+ * Executes one claimed run to its end or its next park: loads the history (unless the run is new or
+ * the claim brought it), invokes the workflow method in the run's async context, and records the
+ * outcome with one fenced UPDATE. Every way an execution can end maps to an ExecutionEnd, so that no
+ * run is left owned and not executing.
  */
 @Injectable()
 export class WorkflowExecutor {
@@ -27,42 +43,59 @@ export class WorkflowExecutor {
 
   constructor(
     private readonly store: DurableStore,
+    private readonly steps: StepStore,
     private readonly registry: WorkflowRegistry,
     private readonly options: DurableOptionsHolder,
     private readonly waits: WaitRunner,
     private readonly compensator: Compensator,
+    private readonly checkpoints: CheckpointWriter,
+    private readonly clock: DurableClock,
     private readonly events: DurableEvents,
     private readonly observer: ExecutionObserver,
     private readonly runEvents: RunEvents,
   ) {}
 
-  /** Runs claimed for the first time have no history, and a claim reads the others': no read here. */
-  async prepare(run: ClaimedRun): Promise<RunExecution> {
-    const steps = run.steps ?? (run.attempts > 1 ? await this.store.loadSteps(run.id) : []);
-    return new RunExecution(run, this.options.value.executorId, steps, this.waits, this.runEvents);
+  /** Runs claimed for the first time have no history, and a claim reads small ones: reads only the rest. */
+  async prepare(run: ClaimedRun, lifetime: AbortSignal): Promise<RunExecution> {
+    this.clock.observe(run.db_now);
+    let steps = run.steps ?? [];
+    if (!run.steps && run.attempts > 1) {
+      // The counter first: never newer than the history read after it (see DurableStore.park).
+      run.signal_count = await untilAnswered(() => this.store.signalCount(run.id), { signal: lifetime });
+      steps = await untilAnswered(() => this.steps.loadSteps(run.id), { signal: lifetime });
+    }
+    const { maxHistorySteps, maxHistoryBytes, executorId } = this.options.value;
+    const limits = { maxSteps: maxHistorySteps, maxBytes: maxHistoryBytes };
+    return new RunExecution(run, executorId, steps, {
+      waits: this.waits,
+      clock: this.clock,
+      parker: this.checkpoints,
+      limits,
+      runEvents: this.runEvents,
+    });
   }
 
-  /** Returns how the run ended, when it ended here (the worker announces it once its slot is free). */
-  async execute(execution: RunExecution): Promise<RunEnded | undefined> {
+  async execute(execution: RunExecution, lifetime: AbortSignal): Promise<ExecutionEnd> {
     this.events.emit(runClaimedEvent(execution));
-    const ended = await this.observer.run(execution, () => this.executeRun(execution));
+    let end: ExecutionEnd = { kind: 'gone' };
+    const ended = await this.observer.run(execution, async () => {
+      end = await this.executeRun(execution, lifetime);
+      return end.kind === 'finished' ? end.ended : undefined;
+    });
     for (const event of runOutcomeEvents(execution, ended)) this.events.emit(event);
-    return ended;
+    return end;
   }
 
-  private async executeRun(execution: RunExecution): Promise<RunEnded | undefined> {
+  private async executeRun(execution: RunExecution, lifetime: AbortSignal): Promise<ExecutionEnd> {
     const { run } = execution;
     const workflow = this.registry.get(run.workflow, run.version);
     if (!workflow) {
       // Claims filter on registered versions, so this only happens if the registry changed under us.
-      this.logger.error(messages.unknownWorkflowAtRecovery(run.id, run.workflow, run.version));
-      await this.store.releaseRun(execution.lease);
-      return undefined;
+      const message = messages.unknownWorkflowAtRecovery(run.id, run.workflow, run.version);
+      return { kind: 'release', error: new Error(message) };
     }
-    if (run.compensating) {
-      await this.finishCancelled(execution);
-      return undefined;
-    }
+    if (run.set_aside) return this.setAside(execution, lifetime);
+    if (run.compensating) return this.finishCancelled(execution);
     const deadlineTimer = this.armDeadline(execution);
     let outcome: RunOutcomeRecord;
     let ended: RunEnded;
@@ -79,14 +112,15 @@ export class WorkflowExecutor {
       outcome = { status: 'succeeded', output: encoded, error: null, failedStep: null };
       ended = { id: run.id, status: 'succeeded', output: decodeJson(JSON.parse(encoded)) };
     } catch (thrown) {
-      const halted = execution.halted;
-      if (halted && halted.reason !== 'timeout' && halted.reason !== 'mismatch') return undefined; // parked, fenced, cancelled
+      const stopped = this.stopped(execution);
+      if (stopped) return stopped;
+      const halted = execution.halted; // a deadline or a replay mismatch: the run fails, uncompensated
       const error = halted ? halted.error : thrown;
       if (!halted && this.registry.hasCompensations) {
         try {
           await this.compensator.compensate(execution);
-        } catch {
-          return undefined; // the execution was halted (lease lost, cancelled, parked): its new owner compensates
+        } catch (compensationError) {
+          return this.stopped(execution) ?? { kind: 'release', error: compensationError as Error };
         }
       }
       const info = toErrorInfo(error);
@@ -100,29 +134,67 @@ export class WorkflowExecutor {
     } finally {
       deadlineTimer?.clear();
     }
+    return this.finish(execution, outcome, ended, lifetime);
+  }
+
+  private async finish(
+    execution: RunExecution,
+    outcome: RunOutcomeRecord,
+    ended: RunEnded,
+    lifetime: AbortSignal,
+  ): Promise<ExecutionEnd> {
     execution.ending = true;
-    return (await this.store.finishRun(execution.lease, outcome)) ? ended : undefined; // refused: lease lost
+    // Refused: another executor owns the run (the run.lease-lost event tells).
+    if (await this.checkpoints.finish(execution, outcome, lifetime)) return { kind: 'finished', ended };
+    return { kind: 'gone' };
+  }
+
+  /** An execution stopped by a halt that ends it here (parked, fenced, cancelled, a failed write). */
+  private stopped(execution: RunExecution): ExecutionEnd | undefined {
+    const halted = execution.halted;
+    if (!halted || halted.reason === 'timeout' || halted.reason === 'mismatch') return undefined;
+    if (halted.reason === 'failed-write') return { kind: 'release', error: halted.error };
+    return { kind: 'gone' };
+  }
+
+  /** Claimed too many times without progress: failed with RunSetAsideError, resumable by hand. */
+  private async setAside(execution: RunExecution, lifetime: AbortSignal): Promise<ExecutionEnd> {
+    const { run } = execution;
+    const limit = this.registry.get(run.workflow, run.version)?.maxRecoveryAttempts;
+    const message = messages.runSetAsideError(run.id, (run.stalls ?? 1) - 1, limit ?? 0);
+    this.events.emit({ type: 'run.set-aside', ...runRef(execution), attempts: run.attempts });
+    const info = toErrorInfo(new RunSetAsideError(message));
+    delete info.stack;
+    const outcome = {
+      status: 'failed' as const,
+      output: null,
+      error: JSON.stringify(info),
+      failedStep: null,
+    };
+    return this.finish(execution, outcome, { id: run.id, status: 'failed', error: info }, lifetime);
   }
 
   /** A cancelled run with compensable steps: run their undos, then leave it cancelled. */
-  private async finishCancelled(execution: RunExecution): Promise<void> {
+  private async finishCancelled(execution: RunExecution): Promise<ExecutionEnd> {
     try {
       await this.compensator.compensate(execution);
-    } catch {
-      return; // halted: whoever owns the run next resumes the compensation
+    } catch (error) {
+      return this.stopped(execution) ?? { kind: 'release', error: error as Error };
     }
-    if (!(await this.store.finishCompensation(execution.lease))) {
-      this.logger.warn(messages.leaseLost(execution.runId, execution.lease.epoch));
-    }
+    const finished = await this.checkpoints.retrying(execution, 'the end of a compensation', () =>
+      this.store.finishCompensation(execution.lease),
+    );
+    if (!finished) this.logger.warn(messages.leaseLost(execution.runId, execution.lease.epoch));
+    return { kind: 'gone' };
   }
 
-  /** Past its deadline the run stops at once: the step in flight is aborted and the run fails. */
+  /** Past its deadline (on the database's clock) the run stops at once: the step in flight is aborted. */
   private armDeadline(execution: RunExecution): { clear(): void } | undefined {
     const deadline = execution.run.deadline;
     if (!deadline) return undefined;
     const fire = () =>
       execution.halt('timeout', new WorkflowTimeoutError(messages.workflowTimeout(execution.runId)));
-    const remaining = new Date(deadline).getTime() - Date.now();
+    const remaining = new Date(deadline).getTime() - this.clock.now();
     if (remaining <= 0) {
       fire();
       return undefined;

@@ -32,32 +32,31 @@ export class RunEventsStore {
    */
   async append(
     lease: Lease,
-    step: { key: string; name: string; startedAt: Date },
+    step: { key: string; name: string },
     event: { key: string; value: string },
   ): Promise<{ owned: boolean; seq: number | null }> {
     const s = this.db.s;
     // With asyncCheckpoints: appended only if the run's asynchronous checkpoints are still there.
     const plan = this.asyncCheckpoints.plan(lease);
     const { rows } = await this.db.query<{ owned: boolean; seq: number | null }>(
-      `WITH owner AS (SELECT id FROM ${s}.runs WHERE ${FENCE}${this.asyncCheckpoints.sql(plan, s, 10)} FOR NO KEY UPDATE),
+      `WITH owner AS (SELECT id FROM ${s}.runs WHERE ${FENCE}${this.asyncCheckpoints.sql(plan, s, 9)} FOR NO KEY UPDATE),
        next AS (SELECT COALESCE(max(seq), 0) + 1 AS seq FROM ${s}.run_events WHERE run_id = $1),
        step AS (
          INSERT INTO ${s}.steps (run_id, key, name, kind, status, output, attempts, started_at, finished_at)
-         SELECT $1, $4, $5, 'step', 'succeeded', jsonb_build_object('seq', next.seq), 1, $6, now()
+         SELECT $1, $4, $5, 'step', 'succeeded', jsonb_build_object('seq', next.seq), 1, now(), now()
          FROM owner, next
          ON CONFLICT (run_id, key) DO NOTHING RETURNING 1),
        event AS (
          INSERT INTO ${s}.run_events (run_id, seq, key, value)
-         SELECT $1, next.seq, $7, $8::jsonb FROM step, next RETURNING seq)
+         SELECT $1, next.seq, $6, $7::jsonb FROM step, next RETURNING seq)
        SELECT EXISTS (SELECT 1 FROM owner) AS owned, (SELECT seq FROM event) AS seq,
-         (SELECT pg_notify($9, 'event:' || $1) FROM event) IS NOT NULL AS notified`,
+         (SELECT pg_notify($8, 'event:' || $1) FROM event) IS NOT NULL AS notified`,
       this.asyncCheckpoints.params(plan, [
         lease.runId,
         lease.executorId,
         lease.epoch,
         step.key,
         step.name,
-        step.startedAt.toISOString(),
         event.key,
         event.value,
         this.db.channel,

@@ -42,17 +42,21 @@ export class RunEvents {
     private readonly options: DurableOptionsHolder,
   ) {}
 
-  async set(execution: RunExecution, key: string, value: unknown): Promise<void> {
+  set(execution: RunExecution, key: string, value: unknown): Promise<void> {
+    return execution.waitSet.track(() => this.append(execution, key, value));
+  }
+
+  private async append(execution: RunExecution, key: string, value: unknown): Promise<void> {
     execution.throwIfHalted();
     const name = `$event:${key}`;
     const stepKey = execution.nextKey(name);
     if (execution.takeRecorded(stepKey)) return; // appended by an earlier execution
     await assertInHistory(execution, stepKey);
     const encoded = encodeJson(value ?? null, `Value of event "${key}"`, this.options.value.maxPayloadBytes);
-    const step = { key: stepKey, name, startedAt: new Date() };
+    const step = { key: stepKey, name };
     for (let tries = 1; ; tries++) {
       try {
-        const { owned, seq } = await this.checkpoints.withRetries(() =>
+        const { owned, seq } = await this.checkpoints.retrying(execution, 'an event', () =>
           this.store.append(execution.lease, step, { key, value: encoded }),
         );
         if (!owned) throw await this.checkpoints.refused(execution);

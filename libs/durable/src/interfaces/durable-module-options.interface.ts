@@ -67,6 +67,21 @@ export interface DurableModuleOptions {
    * by key whatever their inputs. See the README (Performance).
    */
   asyncCheckpoints?: boolean;
+  /**
+   * Claims of a run without progress (its process died, its lease was lost, an engine write failed)
+   * after which it is set aside as failed (RunSetAsideError, resumable) instead of being retried
+   * forever. A graceful shutdown does not count. Default 10; `@Workflow({ maxRecoveryAttempts })`
+   * overrides it per workflow.
+   */
+  maxRecoveryAttempts?: number;
+  /** Steps (of every kind) a run may record; the step that would cross it fails. Default 10000. */
+  maxHistorySteps?: number;
+  /** Bytes of step outputs a run may record; the step that would cross it fails. Default 64 MiB. */
+  maxHistoryBytes?: number;
+  /** Unconsumed signals a run may hold; a signal past it is refused (LimitExceededError). Default 1000. */
+  maxPendingSignals?: number;
+  /** Bytes of unconsumed signal payloads a run may hold. Default 16 MiB. */
+  maxPendingSignalBytes?: number;
 }
 
 /** Options fixed when the module is defined (they choose injection tokens). */

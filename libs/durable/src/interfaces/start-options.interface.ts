@@ -38,5 +38,6 @@ export interface WorkflowHandle<R = unknown> {
   readonly id: string;
   /** Resolves with the output; rejects with WorkflowFailedError, RunCancelledError or ResultTimeoutError. */
   result(options?: ResultOptions): Promise<R>;
-  status(): Promise<RunInfo<R>>;
+  /** The run with its steps, or null when no run has this id (as DurableClient.status). */
+  status(): Promise<RunInfo<R> | null>;
 }

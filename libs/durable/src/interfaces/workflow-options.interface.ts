@@ -8,4 +8,10 @@ export interface WorkflowOptions {
   version?: string | number;
   /** Deadline of a run from its start; the run fails with WorkflowTimeoutError past it. */
   timeout?: Duration;
+  /**
+   * Claims of a run without progress (its process died, its lease was lost) after which it is set
+   * aside as failed (RunSetAsideError) instead of being retried forever. Default: the module's
+   * `maxRecoveryAttempts` (10).
+   */
+  maxRecoveryAttempts?: number;
 }

@@ -7,7 +7,7 @@ import { DurableOptionsHolder } from '../durable.options';
 import type { RunExecution } from '../engine/run-execution';
 import { StepRunner } from '../engine/step.runner';
 import { WaitRunner } from '../engine/wait.runner';
-import { RunNotFoundError, RunStateError } from '../errors';
+import { LimitExceededError, RunNotFoundError, RunStateError } from '../errors';
 import { isFinished } from '../interfaces';
 import { encodeJson } from '../persistence/json-codec';
 import { assertValidId } from '../validation';
@@ -22,7 +22,7 @@ const SEND_STEP: StepMetadata = {
     initialDelayMs: DEFAULT_RETRY.initialDelayMs,
     backoffFactor: DEFAULT_RETRY.backoffFactor,
     maxDelayMs: DEFAULT_RETRY.maxDelayMs,
-    nonRetryable: [RunNotFoundError, RunStateError],
+    nonRetryable: [RunNotFoundError, RunStateError, LimitExceededError],
   },
 };
 
@@ -60,11 +60,25 @@ export class MessageSender {
       message === undefined
         ? 'null'
         : encodeJson(message, `Message "${topic}"`, this.options.value.maxPayloadBytes);
-    const outcome = await this.store.send(id, topic, payload, idempotencyKey ?? null);
+    const { maxPendingSignals, maxPendingSignalBytes } = this.options.value;
+    const outcome = await this.store.send(id, topic, payload, idempotencyKey ?? null, {
+      maxPending: maxPendingSignals,
+      maxBytes: maxPendingSignalBytes,
+    });
     if (outcome.stored) return true;
     if (!outcome.status) throw new RunNotFoundError(messages.runNotFound(id));
-    if (outcome.duplicate || !isFinished(outcome.status)) return false;
-    throw new RunStateError(messages.signalToFinishedRun(id, topic, outcome.status));
+    if (outcome.duplicate) return false;
+    if (isFinished(outcome.status))
+      throw new RunStateError(messages.signalToFinishedRun(id, topic, outcome.status));
+    if (outcome.limit === 'signals')
+      throw new LimitExceededError(
+        messages.signalLimit(id, `${maxPendingSignals} unconsumed signals`, maxPendingSignals),
+      );
+    if (outcome.limit === 'bytes')
+      throw new LimitExceededError(
+        messages.signalLimit(id, 'that many bytes of unconsumed signals', maxPendingSignalBytes),
+      );
+    return false;
   }
 
   /** Durable.send: one recorded step whose idempotency key makes the send happen exactly once. */

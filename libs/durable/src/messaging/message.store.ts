@@ -8,6 +8,8 @@ export interface SendOutcome {
   stored: boolean;
   /** A message with this idempotency key was stored before (by this call's snapshot). */
   duplicate: boolean;
+  /** Set when the run's pending-signal limits refused the message. */
+  limit?: 'signals' | 'bytes';
 }
 
 /**
@@ -28,31 +30,49 @@ export class MessageStore {
     topic: string,
     payload: string,
     idempotencyKey: string | null,
+    limits: { maxPending: number; maxBytes: number },
   ): Promise<SendOutcome> {
     const s = this.db.s;
-    const { rows } = await this.db.query<{ status: RunStatus | null; stored: boolean; duplicate: boolean }>(
+    const { rows } = await this.db.query<{
+      status: RunStatus | null;
+      stored: boolean;
+      duplicate: boolean;
+      over_count: boolean;
+      over_bytes: boolean;
+    }>(
       `WITH run AS (
          SELECT id, status FROM ${s}.runs WHERE id = $1 FOR UPDATE),
        earlier AS (
          SELECT 1 FROM ${s}.signals WHERE run_id = $1 AND idempotency_key = $4),
+       pending AS (
+         SELECT count(*) AS n, COALESCE(sum(octet_length(payload::text)), 0) + octet_length($3) AS bytes
+         FROM ${s}.signals WHERE run_id = $1 AND consumed_by IS NULL),
        stored AS (
          INSERT INTO ${s}.signals (run_id, name, payload, idempotency_key)
-         SELECT $1, $2, $3::jsonb, $4 FROM run
+         SELECT $1, $2, $3::jsonb, $4 FROM run, pending
          WHERE run.status IN ('pending', 'running', 'sleeping', 'waiting') AND NOT EXISTS (SELECT 1 FROM earlier)
+           AND pending.n < $6 AND pending.bytes <= $7
          ON CONFLICT (run_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
          RETURNING run_id),
        woken AS (
          UPDATE ${s}.runs SET signal_count = signal_count + 1, updated_at = now(),
-           available_at = CASE WHEN status = 'waiting' AND waiting_for = $2 THEN now() ELSE available_at END
+           available_at = CASE WHEN status = 'waiting' AND $2 = ANY(waits_for) THEN now() ELSE available_at END
          WHERE id = (SELECT run_id FROM stored)
-         RETURNING status, waiting_for)
+         RETURNING status = 'waiting' AND $2 = ANY(waits_for) AS due)
        SELECT (SELECT status FROM run) AS status,
               EXISTS (SELECT 1 FROM stored) AS stored,
               EXISTS (SELECT 1 FROM earlier) AS duplicate,
-              (SELECT pg_notify($5, 'run') FROM woken WHERE status = 'waiting' AND waiting_for = $2) AS notified`,
-      [runId, topic, payload, idempotencyKey, this.db.channel],
+              (SELECT n >= $6 FROM pending) AS over_count,
+              (SELECT bytes > $7 FROM pending) AS over_bytes,
+              (SELECT pg_notify($5, 'run') FROM woken WHERE due) AS notified`,
+      [runId, topic, payload, idempotencyKey, this.db.channel, limits.maxPending, limits.maxBytes],
     );
     const row = rows[0];
-    return { status: row.status ?? undefined, stored: row.stored, duplicate: row.duplicate };
+    return {
+      status: row.status ?? undefined,
+      stored: row.stored,
+      duplicate: row.duplicate,
+      limit: row.over_count ? 'signals' : row.over_bytes ? 'bytes' : undefined,
+    };
   }
 }

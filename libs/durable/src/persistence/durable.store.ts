@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
-import { AsyncCheckpoints } from '../async-checkpoints';
 import type { RunStatus } from '../interfaces';
+import { AsyncCheckpoints } from '../async-checkpoints';
 import { DurableDatabase } from './durable.database';
-import type { ClaimedRun, Lease, RunRow, StepRecord, StepRow } from './row-types';
+import type { ClaimedRun, Lease, RunHolder, RunRow, StepRow } from './row-types';
 
 // A run is ours while we hold its executor id and epoch and it is running (or, once cancelled, while
 // its compensations run).
@@ -11,13 +11,17 @@ export const FENCE = `id = $1 AND executor = $2 AND epoch = $3 AND (status = 'ru
 const OWNED = `(status = 'running' OR compensating)`;
 // Released runs keep their place in the queue (available_at is when they first became due), so a
 // takeover resumes interrupted runs before newer ones.
-const RELEASED = `status = CASE WHEN status = 'running' THEN 'pending' ELSE status END, executor = NULL`;
-const RUN_COLUMNS = `id, workflow, version, status, input, output, error, failed_step, attempts, epoch, deadline,
-  parent_id, compensating, created_at, updated_at`;
+const RELEASED = `status = CASE WHEN status = 'running' THEN 'pending' ELSE status END, executor = NULL,
+  available_at = LEAST(available_at, now()), updated_at = now()`;
+const RUN_COLUMNS = `id, workflow, version, status, input, output, error, failed_step, attempts, epoch, executor,
+  deadline, parent_id, compensating, created_at, updated_at`;
+/** A resumed run's history travels inside its claim only when it is this small; otherwise it is read apart. */
+const INLINE_HISTORY_STEPS = 100;
+const INLINE_HISTORY_BYTES = 1024 * 1024;
 
 /**
- * The run queue and the checkpoints: every statement an execution runs, one method each, named by what
- * it does. The fenced ones write only while the run is still owned with the caller's epoch.
+ * The run queue: starting, claiming, releasing, parking and finishing runs, one statement each, named
+ * by what it does. The fenced ones write only while the run is still owned with the caller's epoch.
  */
 @Injectable()
 export class DurableStore {
@@ -30,17 +34,6 @@ export class DurableStore {
   ) {
     this.s = db.s;
     this.channel = db.channel;
-  }
-
-  /**
-   * First statement of a step transaction: if this process freezes inside it, the server ends the
-   * session after `ms` idle, releasing its locks (business rows, the run row), so a frozen process can
-   * never block the takeover of its run past the lease. A utility statement without parameters, so it
-   * can travel in one round trip with the transaction's BEGIN (and before SET TRANSACTION ISOLATION).
-   */
-  transactionBound(ms: number): string {
-    if (!Number.isSafeInteger(ms) || ms < 1) throw new RangeError(`invalid idle timeout ${ms}`);
-    return `SET LOCAL idle_in_transaction_session_timeout = ${ms}`;
   }
 
   /** Inserts a run waiting for a worker and wakes the workers (on commit). Returns false if the id exists. */
@@ -70,10 +63,11 @@ export class DurableStore {
   async insertOwnedRun(run: NewRun, executorId: string): Promise<ClaimedRun | undefined> {
     const { rows } = await this.db.query<ClaimedRun>(
       `INSERT INTO ${this.s}.runs (id, workflow, version, status, input, deadline, parent_id, executor, epoch, attempts,
-         claimed_at, trace_context)
-       VALUES ($1, $2, $3, 'running', $4::jsonb, now() + $5::bigint * interval '1 millisecond', $6, $7, 1, 1, now(), $8)
+         claimed_at, stalls, trace_context)
+       VALUES ($1, $2, $3, 'running', $4::jsonb, now() + $5::bigint * interval '1 millisecond', $6, $7, 1, 1, now(), 1, $8)
        ON CONFLICT (id) DO NOTHING
-       RETURNING id, workflow, version, input, epoch, attempts, deadline, trace_context`,
+       RETURNING id, workflow, version, input, epoch, attempts, deadline, stalls, trace_context,
+         extract(epoch FROM now()) * 1000 AS db_now`,
       [
         run.id,
         run.workflow,
@@ -85,7 +79,7 @@ export class DurableStore {
         run.traceContext ?? null,
       ],
     );
-    return rows[0];
+    return rows[0] && { ...rows[0], db_now: Number(rows[0].db_now), signal_count: 0 };
   }
 
   async findRunWorkflow(id: string, manager?: EntityManager): Promise<string | undefined> {
@@ -98,40 +92,58 @@ export class DurableStore {
   }
 
   /**
-   * Claims up to `limit` due runs of the given (workflow, version) pairs; each claim bumps the epoch.
-   * A run claimed before (resumed, woken, taken over) comes with its history, read in the same statement,
-   * so from the statement's snapshot. That history is complete when the snapshot already held the
-   * epoch this claim replaces: every step write needs the run owned with some epoch, and a run is
-   * claimable only once its last owner is fenced out. When another claim (or a cancel) got in between
-   * the snapshot and the row lock, the history is left out (`steps` undefined) and read afresh later.
+   * Claims up to `limit` due runs of the (workflow, version) pairs this process serves; each claim bumps
+   * the epoch and the run's `stalls` (claims since it last made progress: its first new step, a park or
+   * a finish reset them). The due runs are read per served pair (index runs_claim_idx), so runs nobody
+   * here serves cost nothing. A run past its pair's stall limit comes back with `set_aside`: it is not
+   * to be executed. A run claimed before (resumed, woken, taken over) comes with its history when that
+   * is small, read in the same statement, so from the statement's snapshot, with the signal counter of
+   * that snapshot. That history is complete when the snapshot already held the epoch this claim
+   * replaces: every step write needs the run owned with some epoch, and a run is claimable only once
+   * its last owner is fenced out. When another claim (or a cancel) got in between the snapshot and the
+   * row lock, or the history is large, it is left out (`steps` undefined) and read afterwards.
    */
-  async claimRuns(
-    executorId: string,
-    served: { workflows: string[]; versions: string[] },
-    limit: number,
-  ): Promise<ClaimedRun[]> {
+  async claimRuns(executorId: string, served: ServedPairs, limit: number): Promise<ClaimedRun[]> {
     const { rows } = await this.db.query<ClaimedRun & { history: HistoryJson[] | null }>(
-      `UPDATE ${this.s}.runs r
+      `WITH due AS (
+         SELECT c.id, p.max_stalls FROM unnest($2::text[], $3::text[], $5::int[]) AS p(workflow, version, max_stalls)
+         CROSS JOIN LATERAL (
+           SELECT id, available_at FROM ${this.s}.runs
+           WHERE workflow = p.workflow AND version = p.version
+             AND (status IN ('pending','sleeping','waiting') OR (compensating AND executor IS NULL))
+             AND available_at <= now()
+           ORDER BY available_at
+           LIMIT $4
+           FOR UPDATE SKIP LOCKED) c
+         ORDER BY c.available_at
+         LIMIT $4)
+       UPDATE ${this.s}.runs r
        SET status = CASE WHEN r.status = 'cancelled' THEN 'cancelled' ELSE 'running' END,
-         executor = $1, epoch = r.epoch + 1, attempts = r.attempts + 1, claimed_at = now(), updated_at = now()
-       FROM (SELECT id FROM ${this.s}.runs
-             WHERE (status IN ('pending','sleeping','waiting') OR (compensating AND executor IS NULL))
-               AND available_at <= now()
-               AND (workflow, version) IN (SELECT * FROM unnest($2::text[], $3::text[]))
-             ORDER BY available_at
-             LIMIT $4
-             FOR UPDATE SKIP LOCKED) due
+         executor = $1, epoch = r.epoch + 1, attempts = r.attempts + 1, claimed_at = now(), updated_at = now(),
+         stalls = r.stalls + 1
+       FROM due
        WHERE r.id = due.id
-       RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.attempts, r.deadline, r.compensating, r.trace_context,
+       RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.attempts, r.deadline, r.compensating, r.stalls,
+         r.trace_context,
+         r.stalls > due.max_stalls AS set_aside, extract(epoch FROM now()) * 1000 AS db_now,
+         (SELECT x.signal_count FROM ${this.s}.runs x WHERE x.id = r.id) AS signal_count,
          CASE WHEN r.attempts > 1 AND (SELECT x.epoch FROM ${this.s}.runs x WHERE x.id = r.id) = r.epoch - 1 THEN (
-           SELECT COALESCE(json_agg(json_build_object('key', s.key, 'name', s.name, 'kind', s.kind,
-             'status', s.status, 'output', s.output, 'error', s.error, 'attempts', s.attempts,
-             'started_at', s.started_at, 'finished_at', s.finished_at, 'undo_args', s.undo_args)
-             ORDER BY s.started_at, s.seq), '[]')
-           FROM ${this.s}.steps s WHERE s.run_id = r.id) END AS history`,
-      [executorId, served.workflows, served.versions, limit],
+           SELECT CASE WHEN bool_and(h.small) IS NOT FALSE THEN
+             COALESCE(json_agg(json_build_object('key', h.key, 'name', h.name, 'kind', h.kind,
+               'status', h.status, 'output', h.output, 'error', h.error, 'attempts', h.attempts,
+               'attempts_base', h.attempts_base, 'started_at', h.started_at, 'finished_at', h.finished_at,
+               'undo_args', h.undo_args, 'seq', h.seq) ORDER BY h.seq) FILTER (WHERE h.small), '[]') END
+           FROM (SELECT s.*, count(*) OVER () <= ${INLINE_HISTORY_STEPS}
+                   AND sum(COALESCE(pg_column_size(s.output), 0) + COALESCE(pg_column_size(s.error), 0)
+                           + COALESCE(pg_column_size(s.undo_args), 0)) OVER () <= ${INLINE_HISTORY_BYTES} AS small
+                 FROM ${this.s}.steps s WHERE s.run_id = r.id) h) END AS history`,
+      [executorId, served.workflows, served.versions, limit, served.maxStalls],
     );
-    return rows.map(({ history, ...run }) => ({ ...run, steps: history?.map(fromHistoryJson) }));
+    return rows.map(({ history, ...run }) => ({
+      ...run,
+      db_now: Number(run.db_now),
+      steps: history?.map(fromHistoryJson),
+    }));
   }
 
   /**
@@ -141,7 +153,7 @@ export class DurableStore {
    */
   async releaseOrphanedRuns(leaseMs: number): Promise<number> {
     const { rowCount } = await this.db.query(
-      `UPDATE ${this.s}.runs SET ${RELEASED}, available_at = LEAST(available_at, now()), updated_at = now()
+      `UPDATE ${this.s}.runs SET ${RELEASED}
        WHERE id IN (
          SELECT r.id FROM ${this.s}.runs r LEFT JOIN ${this.s}.executors e ON e.id = r.executor
          WHERE (r.status = 'running' OR r.compensating) AND r.executor IS NOT NULL
@@ -153,21 +165,28 @@ export class DurableStore {
     return rowCount;
   }
 
-  /** Gives one run back to the queue (e.g. it cannot be executed here after all). */
+  /**
+   * Gives one run back to the queue: its execution here ended without finishing or parking it. The
+   * claim keeps counting as a stall (a run that keeps ending this way is eventually set aside).
+   * Idempotent: a release whose reply was lost can be sent again.
+   */
   async releaseRun(lease: Lease): Promise<boolean> {
-    const { rowCount } = await this.db.query(
-      `UPDATE ${this.s}.runs SET ${RELEASED}, available_at = LEAST(available_at, now()), updated_at = now()
-       WHERE ${FENCE}`,
-      [lease.runId, lease.executorId, lease.epoch],
+    const { rows } = await this.db.query(
+      `WITH released AS (UPDATE ${this.s}.runs SET ${RELEASED} WHERE ${FENCE} RETURNING id)
+       SELECT pg_notify($4, 'run') FROM released`,
+      [lease.runId, lease.executorId, lease.epoch, this.channel],
     );
-    return rowCount === 1;
+    return rows.length === 1;
   }
 
-  /** Gives back this executor's runs (graceful shutdown) so another replica takes them at once. */
+  /**
+   * Gives back this executor's runs (graceful shutdown) so another replica takes them at once. Their
+   * claim does not count as a stall: the run did nothing wrong.
+   */
   async releaseRunsOf(executorId: string): Promise<number> {
     const { rowCount } = await this.db.query(
       `WITH released AS (
-         UPDATE ${this.s}.runs SET ${RELEASED}, available_at = LEAST(available_at, now()), updated_at = now()
+         UPDATE ${this.s}.runs SET ${RELEASED}, stalls = GREATEST(stalls - 1, 0)
          WHERE executor = $1 AND ${OWNED} RETURNING id)
        SELECT pg_notify($2, 'run') FROM released LIMIT 1`,
       [executorId, this.channel],
@@ -175,12 +194,17 @@ export class DurableStore {
     return rowCount;
   }
 
+  /** The runs this executor owns according to the database (its own sweep compares them with memory). */
+  async ownedRuns(executorId: string): Promise<{ id: string; epoch: number }[]> {
+    const { rows } = await this.db.query<{ id: string; epoch: number }>(
+      `SELECT id, epoch FROM ${this.s}.runs WHERE executor = $1 AND ${OWNED}`,
+      [executorId],
+    );
+    return rows;
+  }
+
   /** Runs that are due but served by no executor that could claim them (reported, never dropped). */
-  async findUnservedRuns(
-    overdueMs: number,
-    served: { workflows: string[]; versions: string[] },
-    limit: number,
-  ) {
+  async findUnservedRuns(overdueMs: number, served: ServedPairs, limit: number) {
     const { rows } = await this.db.query<{ id: string; workflow: string; version: string }>(
       `SELECT id, workflow, version FROM ${this.s}.runs
        WHERE status IN ('pending', 'sleeping', 'waiting') AND available_at <= now() - $1::bigint * interval '1 millisecond'
@@ -191,71 +215,38 @@ export class DurableStore {
     return rows;
   }
 
-  /** One UPDATE per interval per process. `starting` opens a new life of this executor id. */
-  async heartbeat(executorId: string, starting = false): Promise<void> {
-    await this.db.query(
+  /**
+   * One UPDATE per interval per process. `starting` opens a new life of this executor id. Returns the
+   * database's clock (ms since the epoch), which every time-based decision of the process follows.
+   */
+  async heartbeat(executorId: string, starting = false): Promise<number> {
+    const { rows } = await this.db.query<{ db_now: string }>(
       `INSERT INTO ${this.s}.executors (id, heartbeat_at, started_at) VALUES ($1, now(), now())
        ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(),
-         started_at = CASE WHEN $2 THEN now() ELSE executors.started_at END`,
+         started_at = CASE WHEN $2 THEN now() ELSE executors.started_at END
+       RETURNING extract(epoch FROM now()) * 1000 AS db_now`,
       [executorId, starting],
     );
-  }
-
-  async loadSteps(runId: string): Promise<StepRow[]> {
-    const { rows } = await this.db.query<StepRow>(
-      `SELECT key, name, kind, status, output, error, attempts, started_at, finished_at, undo_args
-       FROM ${this.s}.steps WHERE run_id = $1 ORDER BY started_at, seq`,
-      [runId],
-    );
-    return rows;
+    return Number(rows[0].db_now);
   }
 
   /**
-   * The checkpoint: writes a step outcome only while the run is still ours with this epoch. The run row
-   * is share-locked for the statement (or the step's transaction), so a concurrent takeover either waits
-   * for this write or makes it insert nothing. Returns false when the lease is gone.
+   * Ends a run we own and tells every listener. A child run also writes its outcome into the step of
+   * its parent that waits for it, and wakes the parent if it is parked on it: in this statement, so
+   * exactly once. Returns false when the lease is gone (or the finish already happened: see holder()).
    */
-  async recordStep(lease: Lease, step: StepRecord, manager?: EntityManager): Promise<boolean> {
-    const plan = this.asyncCheckpoints.plan(lease, step, manager);
-    const { rowCount } = await this.db.query(
-      `INSERT INTO ${this.s}.steps (run_id, key, name, kind, status, output, error, attempts, started_at, finished_at,
-         undo_args)
-       SELECT $1, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13::jsonb
-       FROM ${this.s}.runs WHERE ${FENCE}${this.asyncCheckpoints.sql(plan, this.s, 14)} FOR SHARE
-       ON CONFLICT (run_id, key) DO UPDATE SET status = EXCLUDED.status, output = EXCLUDED.output,
-         error = EXCLUDED.error, attempts = EXCLUDED.attempts, finished_at = EXCLUDED.finished_at,
-         undo_args = EXCLUDED.undo_args`,
-      this.asyncCheckpoints.params(plan, [
-        lease.runId,
-        lease.executorId,
-        lease.epoch,
-        step.key,
-        step.name,
-        step.kind,
-        step.status,
-        step.output,
-        step.error,
-        step.attempts,
-        // ISO strings: cheaper for pg than formatting Dates in local time, and unambiguous.
-        step.startedAt.toISOString(),
-        step.finishedAt?.toISOString() ?? null,
-        step.undoArgs ?? null,
-      ]),
-      manager,
-    );
-    await this.asyncCheckpoints.settle(lease, plan, rowCount === 1, () => this.releaseRun(lease));
-    return rowCount === 1;
-  }
-
-  /** Ends a run we own and tells every listener. Returns false when the lease is gone. */
   async finishRun(lease: Lease, outcome: RunOutcomeRecord): Promise<boolean> {
+    // With asyncCheckpoints: only if the run's asynchronous checkpoints are still there.
     const plan = this.asyncCheckpoints.plan(lease);
     const { rows } = await this.db.query(
       `WITH finished AS (
          UPDATE ${this.s}.runs SET status = $4, output = $5::jsonb, error = $6::jsonb, failed_step = $7,
-           executor = NULL, compensating = false, updated_at = now()
-         WHERE ${FENCE}${this.asyncCheckpoints.sql(plan, this.s, 9)} RETURNING id)
-       SELECT pg_notify($8, 'done:' || id) FROM finished`,
+           executor = NULL, compensating = false, stalls = 0, waits_for = NULL, updated_at = now()
+         WHERE ${FENCE}${this.asyncCheckpoints.sql(plan, this.s, 9)} RETURNING id, parent_id, parent_step),
+       ${childOutcomeSql(this.s, { status: '$4', output: '$5::jsonb', error: '$6::jsonb' })}
+       SELECT pg_notify($8, 'done:' || f.id),
+         (SELECT count(*) FROM (SELECT pg_notify($8, 'run') FROM woken WHERE woken.due) n) AS woken
+       FROM finished f`,
       this.asyncCheckpoints.params(plan, [
         lease.runId,
         lease.executorId,
@@ -271,103 +262,91 @@ export class DurableStore {
     return rows.length === 1;
   }
 
-  /** Parks a run we own until `wakeInMs` from now (or its deadline, if sooner); any replica resumes it. */
-  async parkRun(lease: Lease, status: 'sleeping' | 'waiting', wakeInMs: number): Promise<boolean> {
-    const plan = this.asyncCheckpoints.plan(lease);
-    const { rowCount } = await this.db.query(
-      `UPDATE ${this.s}.runs SET executor = NULL, updated_at = now(),
-         status = CASE WHEN status = 'cancelled' THEN status ELSE $4 END,
-         available_at = LEAST(now() + $5::bigint * interval '1 millisecond', COALESCE(deadline, 'infinity'))
-       WHERE ${FENCE}${this.asyncCheckpoints.sql(plan, this.s, 6)}`,
-      this.asyncCheckpoints.params(plan, [lease.runId, lease.executorId, lease.epoch, status, wakeInMs]),
-    );
-    await this.asyncCheckpoints.settle(lease, plan, rowCount === 1, () => this.releaseRun(lease));
-    return rowCount === 1;
-  }
-
   /**
-   * Consumes the oldest unconsumed signal `name` of a run we own and records it as the wait's step, in
-   * one statement. Returns whether we still own the run, the payload if one was consumed, and the run's
-   * signal counter (for a park that must not miss a signal sent after this read).
+   * Parks a run we own until `wakeInMs` from now (null: until woken), or its deadline if sooner, waiting
+   * for the signal names and child runs ('$child:<id>') in `waitsFor`; any replica resumes it. Refused
+   * (`parked: false`) when the lease is gone, or when something it waits for may have happened since
+   * the execution last looked: a signal of a name it waits for is unconsumed (`pending`), a child step
+   * it waits for has an outcome (`children`), or the run's signal counter moved past `seenCount`. Every
+   * signal send and child finish bumps that counter on the locked run row, so one committed during this
+   * statement is caught too. The counter returned is this statement's, for the next attempt.
    */
-  async consumeSignal(lease: Lease, name: string, step: StepRecord): Promise<ConsumedSignal> {
+  async park(lease: Lease, park: ParkRequest): Promise<ParkOutcome> {
     const plan = this.asyncCheckpoints.plan(lease);
     const { rows } = await this.db.query<{
+      parked: boolean;
+      pending: string[] | null;
+      children: StepRow[] | null;
       signal_count: number | null;
-      consumed: boolean;
-      payload: unknown;
     }>(
-      `WITH owner AS (
-         SELECT signal_count FROM ${this.s}.runs WHERE ${FENCE}${this.asyncCheckpoints.sql(plan, this.s, 8)} FOR SHARE),
-       picked AS (
-         SELECT s.id FROM ${this.s}.signals s
-         WHERE s.run_id = $1 AND s.name = $4 AND s.consumed_by IS NULL AND EXISTS (SELECT 1 FROM owner)
-         ORDER BY s.id LIMIT 1 FOR UPDATE),
-       consumed AS (
-         UPDATE ${this.s}.signals SET consumed_by = $5 FROM picked WHERE signals.id = picked.id
-         RETURNING signals.payload),
-       recorded AS (
-         INSERT INTO ${this.s}.steps (run_id, key, name, kind, status, output, attempts, started_at, finished_at)
-         SELECT $1, $5, $6, 'signal', 'succeeded', consumed.payload, 1, $7, now() FROM consumed
-         ON CONFLICT (run_id, key) DO UPDATE SET status = 'succeeded', output = EXCLUDED.output,
-           finished_at = EXCLUDED.finished_at
+      `WITH pending AS (
+         SELECT DISTINCT name FROM ${this.s}.signals
+         WHERE run_id = $1 AND consumed_by IS NULL AND name = ANY($6::text[])),
+       children AS (
+         SELECT key, name, kind, status, output, error, attempts, started_at, finished_at FROM ${this.s}.steps
+         WHERE run_id = $1 AND key = ANY($8::text[]) AND status <> 'waiting'),
+       parked AS (
+         UPDATE ${this.s}.runs SET executor = NULL, stalls = 0, updated_at = now(), waits_for = $6::text[],
+           status = CASE WHEN status = 'cancelled' THEN status ELSE $4 END,
+           available_at = LEAST(COALESCE(now() + $5::bigint * interval '1 millisecond', 'infinity'),
+                                COALESCE(deadline, 'infinity'))
+         WHERE ${FENCE}${this.asyncCheckpoints.sql(plan, this.s, 9)} AND signal_count = $7
+           AND NOT EXISTS (SELECT 1 FROM pending) AND NOT EXISTS (SELECT 1 FROM children)
          RETURNING 1)
-       SELECT (SELECT signal_count FROM owner) AS signal_count,
-              EXISTS (SELECT 1 FROM recorded) AS consumed,
-              (SELECT payload FROM consumed) AS payload`,
+       SELECT EXISTS (SELECT 1 FROM parked) AS parked,
+         (SELECT array_agg(name) FROM pending) AS pending,
+         (SELECT json_agg(children) FROM children) AS children,
+         (SELECT signal_count FROM ${this.s}.runs WHERE ${FENCE}) AS signal_count`,
       this.asyncCheckpoints.params(plan, [
         lease.runId,
         lease.executorId,
         lease.epoch,
-        name,
-        step.key,
-        step.name,
-        step.startedAt.toISOString(),
+        park.status,
+        park.wakeInMs,
+        park.waitsFor,
+        park.seenCount,
+        park.childKeys,
       ]),
     );
     const row = rows[0];
-    await this.asyncCheckpoints.settle(lease, plan, row.signal_count !== null, () => this.releaseRun(lease));
+    // Refused for a signal or a child that arrived is no lost checkpoint: only a refusal while owned
+    // and nothing arrived (see settle) may mean one.
+    const arrived = (row.pending?.length ?? 0) > 0 || (row.children?.length ?? 0) > 0;
+    await this.asyncCheckpoints.settle(lease, plan, row.parked || arrived, () => this.releaseRun(lease));
     return {
-      owned: row.signal_count !== null,
-      consumed: row.consumed,
-      payload: row.payload,
-      signalCount: row.signal_count ?? 0,
+      parked: row.parked,
+      owned: row.parked || row.signal_count !== null,
+      pending: row.pending ?? [],
+      children: (row.children ?? []).map((step) => fromHistoryJson(step as unknown as HistoryJson)),
+      signalCount: row.signal_count ?? park.seenCount,
     };
-  }
-
-  /**
-   * Parks a run waiting for signal `name` until `wakeInMs` (null: no timeout). Refused (false) when the
-   * lease is gone or a signal may have arrived since the consume; the caller then consumes again. Two
-   * checks close every window: a signal committed before this statement's snapshot is seen by NOT
-   * EXISTS; one committed later has moved the locked row's signal_count (re-checked on the new row).
-   * The count alone is not enough: a consume that waited on the sender's lock reads the new count but
-   * not the new signal.
-   */
-  async parkForSignal(
-    lease: Lease,
-    name: string,
-    signalCount: number,
-    wakeInMs: number | null,
-  ): Promise<boolean> {
-    const { rowCount } = await this.db.query(
-      `UPDATE ${this.s}.runs SET status = 'waiting', waiting_for = $6, executor = NULL, updated_at = now(),
-         available_at = LEAST(COALESCE(now() + $5::bigint * interval '1 millisecond', 'infinity'),
-                              COALESCE(deadline, 'infinity'))
-       WHERE ${FENCE} AND signal_count = $4
-         AND NOT EXISTS (SELECT 1 FROM ${this.s}.signals s
-                         WHERE s.run_id = $1 AND s.name = $6 AND s.consumed_by IS NULL)`,
-      [lease.runId, lease.executorId, lease.epoch, signalCount, wakeInMs, name],
-    );
-    return rowCount === 1;
   }
 
   /** Ends the compensation of a cancelled run. */
   async finishCompensation(lease: Lease): Promise<boolean> {
     const { rowCount } = await this.db.query(
-      `UPDATE ${this.s}.runs SET compensating = false, executor = NULL, updated_at = now() WHERE ${FENCE}`,
+      `UPDATE ${this.s}.runs SET compensating = false, executor = NULL, stalls = 0, updated_at = now() WHERE ${FENCE}`,
       [lease.runId, lease.executorId, lease.epoch],
     );
     return rowCount === 1;
+  }
+
+  /** Who holds a run now: read when a fenced write was refused, to learn why. */
+  async holder(runId: string): Promise<RunHolder | undefined> {
+    const { rows } = await this.db.query<RunHolder>(
+      `SELECT status, executor, epoch, compensating, error FROM ${this.s}.runs WHERE id = $1`,
+      [runId],
+    );
+    return rows[0];
+  }
+
+  /** The run's signal counter now (read before a history read, so never newer than that history). */
+  async signalCount(runId: string): Promise<number> {
+    const { rows } = await this.db.query<{ signal_count: number }>(
+      `SELECT signal_count FROM ${this.s}.runs WHERE id = $1`,
+      [runId],
+    );
+    return rows[0]?.signal_count ?? 0;
   }
 
   async getRun(id: string): Promise<RunRow | undefined> {
@@ -401,6 +380,40 @@ export class DurableStore {
   }
 }
 
+/**
+ * CTEs over `finished` (id, parent_id, parent_step: runs that just ended with the given outcome): a
+ * child run's outcome goes into its parent's waiting step, and the parent's signal counter moves,
+ * waking it when it is parked waiting for this child. Defines `child_step` and `woken` (id, due).
+ */
+export function childOutcomeSql(
+  s: string,
+  outcome: { status: string; output: string; error: string },
+): string {
+  return `
+       child_step AS (
+         UPDATE ${s}.steps st SET status = CASE WHEN ${outcome.status} = 'succeeded' THEN 'succeeded' ELSE 'failed' END,
+           output = CASE WHEN ${outcome.status} = 'succeeded' THEN ${outcome.output} END, error = ${outcome.error},
+           finished_at = now()
+         FROM finished f
+         WHERE f.parent_step IS NOT NULL AND st.run_id = f.parent_id AND st.key = f.parent_step
+           AND st.status = 'waiting'
+         RETURNING st.run_id),
+       woken AS (
+         UPDATE ${s}.runs p SET signal_count = p.signal_count + 1, updated_at = now(),
+           available_at = CASE WHEN p.status = 'waiting' AND '$child:' || f.id = ANY(p.waits_for)
+             THEN now() ELSE p.available_at END
+         FROM finished f
+         WHERE f.parent_step IS NOT NULL AND p.id = f.parent_id
+         RETURNING p.id, p.status = 'waiting' AND '$child:' || f.id = ANY(p.waits_for) AS due)`;
+}
+
+export interface ServedPairs {
+  workflows: string[];
+  versions: string[];
+  /** Per pair: claims without progress after which a run is set aside. */
+  maxStalls: number[];
+}
+
 export interface NewRun {
   id: string;
   workflow: string;
@@ -420,6 +433,29 @@ export interface RunOutcomeRecord {
   failedStep: string | null;
 }
 
+export interface ParkRequest {
+  status: 'sleeping' | 'waiting';
+  /** null: no wake time (a signal or a child wakes it), the deadline still does. */
+  wakeInMs: number | null;
+  /** Signal names, and '$child:<run id>' of child runs, that wake it. */
+  waitsFor: string[];
+  /** The run's signal counter as this execution last saw it. */
+  seenCount: number;
+  /** Step keys of the child runs it waits for. */
+  childKeys: string[];
+}
+
+export interface ParkOutcome {
+  parked: boolean;
+  /** False when the run is no longer ours (lease lost, cancelled, or an earlier park landed). */
+  owned: boolean;
+  /** Signal names waited for that have an unconsumed signal. */
+  pending: string[];
+  /** Child steps waited for that have an outcome now. */
+  children: StepRow[];
+  signalCount: number;
+}
+
 export interface RunFilter {
   statuses?: RunStatus[];
   workflow?: string;
@@ -429,20 +465,13 @@ export interface RunFilter {
   limit: number;
 }
 
-export interface ConsumedSignal {
-  owned: boolean;
-  consumed: boolean;
-  payload: unknown;
-  signalCount: number;
-}
-
-/** A steps row inside a JSON history: timestamps are ISO strings. */
-type HistoryJson = Omit<StepRow, 'started_at' | 'finished_at'> & {
+/** A steps row inside a JSON value: timestamps are ISO strings. */
+export type HistoryJson = Omit<StepRow, 'started_at' | 'finished_at'> & {
   started_at: string;
   finished_at: string | null;
 };
 
-function fromHistoryJson(step: HistoryJson): StepRow {
+export function fromHistoryJson(step: HistoryJson): StepRow {
   return {
     ...step,
     started_at: new Date(step.started_at),

@@ -156,6 +156,26 @@ describe('json codec refusals', () => {
   });
 });
 
+describe('json codec and "__proto__" keys', () => {
+  it('stores an own "__proto__" key and revives it as an own property, never as the prototype', () => {
+    const value = JSON.parse('{"__proto__": {"polluted": true}, "a": 1}') as Record<string, unknown>;
+    const text = encodeJson(value, 'Output of step "s#1"', MiB);
+    expect(JSON.parse(text)).toEqual(JSON.parse('{"__proto__": {"polluted": true}, "a": 1}'));
+    const back = decodeJson(JSON.parse(text)) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(back)).toBe(Object.prototype);
+    expect(Object.keys(back)).toEqual(['__proto__', 'a']);
+    expect(Object.getOwnPropertyDescriptor(back, '__proto__')?.value).toEqual({ polluted: true });
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('keeps a nested "__proto__" key through jsonb as read back by pg', () => {
+    const stored = JSON.parse('{"outer": {"__proto__": [1, 2]}}');
+    const back = decodeJson(stored) as { outer: Record<string, unknown> };
+    expect(Object.getOwnPropertyDescriptor(back.outer, '__proto__')?.value).toEqual([1, 2]);
+    expect(Array.isArray(Object.getPrototypeOf(back.outer))).toBe(false);
+  });
+});
+
 describe('json codec size limit', () => {
   it('counts UTF-8 bytes of the encoded JSON, limit inclusive', () => {
     const text = encodeJson('abc', 'Input', 100);

@@ -32,8 +32,20 @@ export function decodeJson(stored: unknown): unknown {
 
 function decodeObject(record: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(record)) out[key] = decodeJson(item);
+  for (const [key, item] of Object.entries(record)) setOwn(out, key, decodeJson(item));
   return out;
+}
+
+/**
+ * Sets an own, enumerable property, also for keys like "__proto__" that a plain assignment would
+ * turn into a prototype change (dropping the key, or worse).
+ */
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') {
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  } else {
+    target[key] = value;
+  }
 }
 
 const UNSTORABLE_TEXT = 'text PostgreSQL cannot store (a NUL character or a lone UTF-16 surrogate)';
@@ -97,7 +109,7 @@ function toJsonTree(value: unknown, where: string, path: string, ancestors: Set<
     for (const [key, item] of Object.entries(object)) {
       if (item === undefined) continue; // like JSON: a missing property reads back as undefined
       if (!storableText(key)) return refuse(`an object with a key that is ${UNSTORABLE_TEXT}`);
-      out[key] = toJsonTree(item, where, `${path}.${key}`, ancestors);
+      setOwn(out, key, toJsonTree(item, where, `${path}.${key}`, ancestors));
     }
     return TAG in out ? { [TAG]: 'object', v: out } : out;
   } finally {

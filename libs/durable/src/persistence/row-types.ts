@@ -12,6 +12,7 @@ export interface RunRow {
   failed_step: string | null;
   attempts: number;
   epoch: number;
+  executor: string | null;
   deadline: Date | null;
   parent_id: string | null;
   compensating: boolean;
@@ -28,10 +29,14 @@ export interface StepRow {
   output: unknown;
   error: ErrorInfo | null;
   attempts: number;
+  /** Attempts recorded before the step was resumed; the retry policy counts from there. */
+  attempts_base?: number;
   started_at: Date;
   finished_at: Date | null;
   /** Arguments of a step that has a compensation (null otherwise). */
   undo_args?: unknown;
+  /** Recording order within the run (bigint, as text or number). */
+  seq?: string | number;
 }
 
 /** A run this executor now owns. */
@@ -47,6 +52,14 @@ export interface ClaimedRun {
   compensating?: boolean;
   /** Trace context stored by start(), continued by every execution (null without tracing). */
   trace_context?: string | null;
+  /** Claims since the run last made progress, this one included. */
+  stalls?: number;
+  /** Claimed past its recovery limit: to be set aside, not executed. */
+  set_aside?: boolean;
+  /** The run's signal counter as of its history's snapshot (see DurableStore.park). */
+  signal_count?: number;
+  /** The database's clock when it was claimed, in ms since the epoch. */
+  db_now?: number;
   /** Its history, when the claim could read it (see DurableStore.claimRuns). */
   steps?: StepRow[];
 }
@@ -60,8 +73,8 @@ export interface StepRecord {
   output: string | null;
   error: string | null;
   attempts: number;
-  startedAt: Date;
-  finishedAt: Date | null;
+  /** Time since the step started (its first attempt in this execution), measured on a monotonic clock. */
+  elapsedMs: number;
   /** JSON text of the step's arguments, kept for its compensation. */
   undoArgs?: string | null;
 }
@@ -71,4 +84,13 @@ export interface Lease {
   runId: string;
   executorId: string;
   epoch: number;
+}
+
+/** Who holds a run now, as far as a refused fenced write needs to know. */
+export interface RunHolder {
+  status: RunStatus;
+  executor: string | null;
+  epoch: number;
+  compensating: boolean;
+  error: ErrorInfo | null;
 }

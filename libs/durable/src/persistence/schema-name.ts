@@ -1,7 +1,11 @@
 import { messages } from '../durable.messages';
 import { InvalidOptionsError } from '../errors';
 
-const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+/**
+ * A plain lower-case identifier of at most 48 characters: PostgreSQL truncates names past 63 bytes,
+ * and the schema's LISTEN/NOTIFY channel (`<schema>_events`) must fit as well, with room to spare.
+ */
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,47}$/;
 
 /** The schema is interpolated into SQL, so only plain lower-case identifiers are accepted. */
 export function assertValidSchemaName(schema: unknown): asserts schema is string {
@@ -10,7 +14,7 @@ export function assertValidSchemaName(schema: unknown): asserts schema is string
       messages.invalidOption(
         'schema',
         schema,
-        'a lower-case SQL identifier matching /^[a-z_][a-z0-9_]{0,62}$/',
+        'a lower-case SQL identifier of 1-48 characters matching /^[a-z_][a-z0-9_]{0,47}$/',
       ),
     );
   }

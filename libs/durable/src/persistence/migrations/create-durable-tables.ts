@@ -1,12 +1,11 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { migrationLockSql } from './migration-lock';
 
 /** SQL of the library's first migration for a schema (validated by the caller). */
 export function createDurableTablesSql(schema: string): string[] {
   const s = `"${schema}"`;
   return [
-    // Replicas booting together on an empty database may run this at once: serialize them, and make
-    // every statement idempotent for the ones that wait.
-    `SELECT pg_advisory_xact_lock(hashtext('durable-migrations:${schema}'))`,
+    migrationLockSql(schema),
     `CREATE SCHEMA IF NOT EXISTS ${s}`,
     `CREATE TABLE IF NOT EXISTS ${s}.runs (
       id text PRIMARY KEY,

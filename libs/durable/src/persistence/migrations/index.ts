@@ -3,9 +3,10 @@ import { DEFAULT_SCHEMA } from '../../durable.constants';
 import { assertValidSchemaName } from '../schema-name';
 import { addRunEventsMigration, addRunEventsSql } from './add-run-events';
 import { addAdminIndexesMigration, addAdminIndexesSql } from './add-admin-indexes';
-import { createDurableTablesMigration, createDurableTablesSql } from './create-durable-tables';
 import { addSendAndStartOptionsMigration, addSendAndStartOptionsSql } from './add-send-and-start-options';
+import { createDurableTablesMigration, createDurableTablesSql } from './create-durable-tables';
 import { createSchedulesTableMigration, createSchedulesTableSql } from './create-schedules-table';
+import { engineRecoveryMigration, engineRecoverySql } from './engine-recovery';
 
 /**
  * The library's migrations, in order, for the app's DataSource `migrations` list (put them first).
@@ -17,6 +18,7 @@ export function durableMigrations(options: { schema?: string } = {}): (new () =>
   assertValidSchemaName(schema);
   return [
     createDurableTablesMigration(schema),
+    engineRecoveryMigration(schema),
     addRunEventsMigration(schema),
     addAdminIndexesMigration(schema),
     createSchedulesTableMigration(schema),
@@ -29,6 +31,7 @@ export function durableTablesSql(schema: string = DEFAULT_SCHEMA): string[] {
   assertValidSchemaName(schema);
   return [
     ...createDurableTablesSql(schema),
+    ...engineRecoverySql(schema),
     ...addRunEventsSql(schema),
     ...addAdminIndexesSql(schema),
     ...createSchedulesTableSql(schema),
