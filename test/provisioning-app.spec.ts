@@ -500,7 +500,12 @@ describe('provisioning app: the provider fails', () => {
     const done = await settled(created.tenantId);
     expect(done.tenant.status).toBe('active');
     const step = (name: string) => done.steps.find((s) => s.name === name)!;
-    expect(step('createDatabase')).toMatchObject({ status: 'succeeded', attempts: 4, error: null });
+    // Succeeded at the fourth attempt; the record keeps the last failed attempt's error.
+    expect(step('createDatabase')).toMatchObject({
+      status: 'succeeded',
+      attempts: 4,
+      error: { name: 'ProviderUnavailableError' },
+    });
     expect(step('configureDns')).toMatchObject({ status: 'succeeded', attempts: 2 });
 
     expect(callsOf(created.tenantId, 'createDatabase').map((c) => c.outcome)).toEqual([

@@ -99,7 +99,11 @@ export class WaitRunner {
       const childId = `${execution.runId}:${key}`;
       if (!recorded) {
         try {
-          await this.startChild(execution, key, childId, meta, args, record);
+          // The start is the child step's one attempt: the child's spans nest under it.
+          const observed = { key, name: meta.name, kind: 'child' as const, attempt: 1 };
+          await this.observer.stepAttempt(execution, observed, () =>
+            this.startChild(execution, key, childId, meta, args, record),
+          );
         } catch (error) {
           execution.throwIfHalted();
           const failed = record('failed', null);

@@ -59,7 +59,8 @@ export class WorkflowExecutor {
   async prepare(run: ClaimedRun, lifetime: AbortSignal): Promise<RunExecution> {
     this.clock.observe(run.db_now);
     let steps = run.steps ?? [];
-    if (!run.steps && run.attempts > 1) {
+    // A run set aside is not executed: its history (maybe what keeps failing) is not even read.
+    if (!run.steps && run.attempts > 1 && !run.set_aside) {
       // The counter first: never newer than the history read after it (see DurableStore.park).
       run.signal_count = await untilAnswered(() => this.store.signalCount(run.id), { signal: lifetime });
       steps = await untilAnswered(() => this.steps.loadSteps(run.id), { signal: lifetime });
