@@ -109,16 +109,32 @@ describe('transactional steps under repeated kill -9 (real processes, real Postg
       await Promise.all(ids.slice(i, i + 50).map((id, j) => client.start('ledgerFlow', [i + j + 1], { id })));
 
     const env = { POLL_MS: 200, CONCURRENCY: 8, STEP_DELAY_MS: 40 };
-    const lives: { pid: number; delayMs: number; doneBefore: number; doneAfter: number }[] = [];
+    const lives: { pid: number; effects: number; delayMs: number; doneBefore: number; doneAfter: number }[] =
+      [];
     const started = Date.now();
     for (let k = 0; k < KILLS; k++) {
       const doneBefore = await succeededCount();
       // Same executor id every time: each new life recovers the previous life's runs at bootstrap.
       const worker = await workers.start('exec-tx', env);
-      const delayMs = 50 + Math.floor(Math.random() * 351);
+      // Killed at a random point of its own progress (however slow the machine): once it has begun a
+      // random number of step bodies, plus a few ms. A post's body writes its effect row, then its
+      // business row and pauses inside its transaction, so many kills land before that commit.
+      const effects = 1 + Math.floor(Math.random() * 8);
+      await waitUntil(
+        `life ${k + 1} to begin ${effects} step bodies`,
+        async () => {
+          const { rows } = await db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM public.effects WHERE pid = $1`,
+            [worker.pid],
+          );
+          return rows[0].n >= effects ? true : undefined;
+        },
+        WAIT_MS,
+      );
+      const delayMs = Math.floor(Math.random() * 25);
       await sleep(delayMs);
       await worker.kill('SIGKILL');
-      lives.push({ pid: worker.pid, delayMs, doneBefore, doneAfter: await succeededCount() });
+      lives.push({ pid: worker.pid, effects, delayMs, doneBefore, doneAfter: await succeededCount() });
     }
     const killPhaseMs = Date.now() - started;
     const doneAtLastKill = await succeededCount();
@@ -187,6 +203,7 @@ describe('transactional steps under repeated kill -9 (real processes, real Postg
     const report = {
       runs: RUNS,
       kills: lives.length,
+      killAfterEffects: lives.map((life) => life.effects),
       killDelaysMs: lives.map((life) => life.delayMs),
       killPhaseMs,
       runsDoneAtLastKill: doneAtLastKill,
