@@ -143,7 +143,7 @@ describe('admin API and dashboard pages', () => {
   it('shows a run with steps, signals (pending and consumed), parent and children', async () => {
     const run = (await api(`/runs/${encodeURIComponent('adm-<b>wait</b>')}`).expect(200)).body;
     expect(run.status).toBe('waiting');
-    expect(run.waitingFor).toBe('second');
+    expect(run.waitingFor).toEqual(['second']);
     expect(run.steps.map((s: { key: string; status: string }) => [s.key, s.status])).toEqual([
       ['$signal:first#1', 'succeeded'],
       ['$signal:second#1', 'waiting'],

@@ -148,8 +148,13 @@ describe('history and signal limits', () => {
         async () => ((await client.status('mm-1'))!.status === 'failed' ? true : undefined),
         30_000,
       );
-      const lines = logged.mock.calls.map((call) => String(call[0]));
-      expect(lines.some((line) => /"mm-1".*expected "tick#1", got "blob#1"/.test(line))).toBe(true);
+      // The line is written from the run's outcome event, just after the failure is recorded.
+      const line = await waitUntil(
+        'the mismatch to be logged',
+        async () => logged.mock.calls.map((call) => String(call[0])).find((text) => /"mm-1"/.test(text)),
+        30_000,
+      );
+      expect(line).toMatch(/"mm-1".*expected "tick#1", got "blob#1"/);
     } finally {
       logged.mockRestore();
     }

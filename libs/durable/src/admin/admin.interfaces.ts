@@ -86,8 +86,8 @@ export interface AdminRunDetail extends AdminRunSummary {
   deadline: Date | null;
   /** When a parked run is due (its wake time), or when a pending run became available. */
   availableAt: Date;
-  /** The signal a waiting run waits for. */
-  waitingFor: string | null;
+  /** What a parked run waits for: signal names, and `$child:<run id>` for child runs (empty otherwise). */
+  waitingFor: string[];
   steps: AdminStep[];
   signals: AdminSignal[];
   parent: AdminRunSummary | null;

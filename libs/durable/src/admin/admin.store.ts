@@ -156,7 +156,7 @@ export class DurableAdminStore {
     const [runs, steps, signals, children] = await Promise.all([
       this.read<DetailRow>(
         `SELECT ${SUMMARY_COLUMNS}, input, output, error, failed_step, executor, epoch, deadline, available_at,
-           waiting_for FROM ${s}.runs WHERE id = $1`,
+           waits_for FROM ${s}.runs WHERE id = $1`,
         [id],
       ),
       this.read<StepRowWithSeq>(
@@ -192,7 +192,7 @@ export class DurableAdminStore {
       epoch: row.epoch,
       deadline: row.deadline,
       availableAt: row.available_at,
-      waitingFor: row.waiting_for,
+      waitingFor: row.status === 'waiting' ? (row.waits_for ?? []) : [],
       steps: steps.rows.map(toStep),
       signals: signals.rows.map(toSignal),
       parent: parent ? toSummary(parent) : null,
@@ -311,7 +311,7 @@ interface DetailRow extends SummaryRow {
   epoch: number;
   deadline: Date | null;
   available_at: Date;
-  waiting_for: string | null;
+  waits_for: string[] | null;
 }
 
 interface StepRowWithSeq {

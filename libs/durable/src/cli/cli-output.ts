@@ -55,7 +55,10 @@ export function runText(run: AdminRunDetail): string {
     `Created   ${time(run.createdAt)}`,
     `Updated   ${time(run.updatedAt)}`,
   ];
-  if (run.waitingFor) lines.push(`Waiting   for signal "${run.waitingFor}" (until ${time(run.availableAt)})`);
+  if (run.waitingFor.length > 0)
+    lines.push(
+      `Waiting   for ${run.waitingFor.map((name) => `"${name}"`).join(', ')} (until ${time(run.availableAt)})`,
+    );
   if (run.parent) lines.push(`Parent    ${run.parent.id}`);
   if (run.fullError) {
     lines.push(`Error     ${run.fullError.name}: ${run.fullError.message}`);

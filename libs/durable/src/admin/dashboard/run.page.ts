@@ -42,9 +42,9 @@ export function renderRunPage(
           : ''
       }
       ${
-        run.waitingFor
-          ? html`<dt>Waiting for signal</dt>
-              <dd>${run.waitingFor}</dd>`
+        run.waitingFor.length > 0
+          ? html`<dt>Waiting for</dt>
+              <dd>${run.waitingFor.join(', ')}</dd>`
           : ''
       }
       ${
@@ -180,7 +180,11 @@ function actions(base: string, run: AdminRunDetail): SafeHtml {
               data-confirm="Send this signal to the run?"
             >
               <label
-                >Signal<input name="name" required maxlength="200" value="${run.waitingFor ?? ''}"
+                >Signal<input
+                  name="name"
+                  required
+                  maxlength="200"
+                  value="${run.waitingFor.find((name) => !name.startsWith('$child:')) ?? ''}"
               /></label>
               <label
                 >Payload (JSON)<textarea name="payload" rows="1" cols="24" placeholder="null"></textarea>
