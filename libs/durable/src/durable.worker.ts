@@ -125,7 +125,7 @@ export class DurableWorker {
   async releaseStranded(): Promise<number> {
     const { executorId } = this.options.value;
     const executing = new Map<string, number>();
-    for (const entry of this.inFlight) executing.set(`${entry.run.id}`, entry.run.epoch);
+    for (const entry of this.inFlight) executing.set(entry.run.id, entry.run.epoch);
     const owned = await this.store.ownedRuns(executorId);
     const now = new Set<string>();
     let released = 0;
