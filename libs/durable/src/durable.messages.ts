@@ -69,6 +69,9 @@ export const messages = {
   connectionFailed: (error: Error & { code?: unknown }) =>
     `A database connection of the pool failed (${error.code ? `${String(error.code)}: ` : ''}${error.message}); ` +
     'the pool discards it and opens another when needed.',
+  transactionConnectionLost: () =>
+    'Connection terminated: the connection of this transaction was lost, so its statements cannot run ' +
+    '(elsewhere they would run outside it); the transaction is retried.',
   invalidConnectionString: (reason: string) =>
     `Invalid PostgreSQL connection string (${reason}). Expected postgres://user:pass@host1:port,host2:port/db?target_session_attrs=read-write ` +
     'or "host=host1,host2 port=5432 dbname=db target_session_attrs=read-write".',

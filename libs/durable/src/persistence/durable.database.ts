@@ -77,6 +77,12 @@ export class DurableDatabase implements OnModuleInit {
       ? { name: statementName(sql), text: sql, values: params }
       : { text: sql, values: params };
     const runner = manager?.queryRunner;
+    // A transaction whose connection died (TypeORM releases the runner on the client's 'error') is
+    // rolled back: its statements must fail, never run on another connection in autocommit (a step's
+    // checkpoint committed without the step's business writes).
+    if (runner?.isReleased && runner.isTransactionActive) {
+      throw Object.assign(new Error(messages.transactionConnectionLost()), { code: '08003' });
+    }
     // The runner's own pg connection: the same transaction, without TypeORM's per-query wrapping.
     const client = runner && !runner.isReleased ? ((await runner.connect()) as PoolClient) : this.pool;
     const result = await client.query(config);
