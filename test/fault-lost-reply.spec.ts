@@ -2,9 +2,10 @@
  * Lost replies: a write reaches PostgreSQL and is executed, but its reply never reaches the app (the
  * connection drops in between), so the app cannot know whether it happened. test/support/pg-proxy.ts
  * sits between one worker process (test/fixtures/fault-worker.ts) and the database and loses the reply
- * to one chosen statement (a plain step's checkpoint INSERT, a run's finish). Whatever the write was,
- * the run finishes and every transactional step's business row exists exactly once (asserted on what
- * the database holds).
+ * to one chosen statement (a plain step's checkpoint INSERT, a run's finish, a transactional step's
+ * COMMIT, a claim, an inline start). Whatever the write was, the run finishes, every transactional
+ * step's business row exists exactly once, and no step body runs twice (asserted on what the database
+ * and the worker's effects file hold).
  */
 import { INestApplicationContext } from '@nestjs/common';
 import { DurableClient } from 'nest-durable';
@@ -53,14 +54,19 @@ afterAll(async () => {
   await database?.drop();
 });
 
-/** Starts `id` (from the client app, or inline in the worker) and waits for it to finish. */
-async function runOnce(id: string, inline = false) {
+/**
+ * Starts the run `<prefix>-1` (from the client app, or inline in the worker) and waits for it to finish;
+ * returns what the database holds about it.
+ */
+async function runOnce(prefix: string, inline = false) {
+  const id = `${prefix}-1`;
   if (inline) worker.send(`START ${id} chaosFlow [1]`);
   else await client.get(DurableClient).start('chaosFlow', [1], { id });
-  return report(id);
+  return report(prefix);
 }
 
-async function report(id: string) {
+async function report(prefix: string) {
+  const id = `${prefix}-1`;
   // Polls until the run ended (or 45 s passed: many leases), then reads what the database holds about it.
   const deadline = Date.now() + 45_000;
   let status = '';
@@ -83,13 +89,21 @@ async function report(id: string) {
     'SELECT step_key, count(*)::int AS n FROM public.ledger WHERE run_id = $1 GROUP BY 1 ORDER BY 1',
     [id],
   );
-  const workload = await workloadReport(database.url, id, effects);
+  const { reexecutions, txRetries } = await workloadReport(database.url, prefix, effects);
+  const [{ attempts } = { attempts: 0 }] = await query<{ attempts: number }>(
+    database.url,
+    'SELECT attempts FROM durable.runs WHERE id = $1',
+    [id],
+  );
   return {
     status,
     steps: steps.map((step) => `${step.key} ${step.status}`),
     ledger: Object.fromEntries(ledger.map((row) => [row.step_key, row.n])),
+    // Step bodies executed again: none, whatever reply was lost (each outcome is resolved by reading).
+    executedAgain: { reexecutions, txRetries },
     alive: worker.alive(),
-    workload,
+    /** How many times the run was claimed (not compared: a lost claim or start makes it 2). */
+    attempts,
   };
 }
 
@@ -97,11 +111,12 @@ const EXPECTED = {
   status: 'succeeded',
   steps: CHAOS_STEPS.map((key) => `${key} succeeded`),
   ledger: { 'post#1': 1, 'post#2': 1 },
+  executedAgain: { reexecutions: 0, txRetries: 0 },
   alive: true,
 };
 
 function expectFinishedOnce(result: Awaited<ReturnType<typeof report>>): void {
-  const { workload: _workload, ...held } = result;
+  const { attempts: _attempts, ...held } = result;
   const context = workers.outputs(30);
   expect({ ...held, context }).toEqual({ ...EXPECTED, context });
 }
@@ -118,4 +133,33 @@ test('the finish of a run: it stays finished with the recorded outcome', async (
   const result = await runOnce('lost-finish');
   await cut.fired;
   expectFinishedOnce(result);
+});
+
+test("a transactional step's COMMIT: its rows and checkpoint are there once, the step is not run again", async () => {
+  const cut = proxy.loseReply(STATEMENTS.commit, {
+    inTransaction: true,
+    when: (tags) => tags.includes('COMMIT'),
+  });
+  const result = await runOnce('lost-commit');
+  const lost = await cut.fired;
+  expect(lost.sql).toMatch(STATEMENTS.commit);
+  expectFinishedOnce(result);
+});
+
+test('a claim: the run owned with nothing executing it is released by the sweep, then finishes once', async () => {
+  const cut = proxy.loseReply(STATEMENTS.claim, { when: rowsWritten });
+  const result = await runOnce('lost-claim');
+  await cut.fired;
+  expectFinishedOnce(result);
+  // Claimed twice: the claim whose reply was lost, and the one after the sweep released the run.
+  expect(result.attempts).toBeGreaterThanOrEqual(2);
+});
+
+test('an inline start: the start returns the run, which the sweep releases and a claim finishes once', async () => {
+  const cut = proxy.loseReply(STATEMENTS.start, { when: rowsWritten });
+  const result = await runOnce('lost-start', true);
+  await cut.fired;
+  expectFinishedOnce(result);
+  expect(worker.lines()).toContain('STARTED lost-start-1');
+  expect(result.attempts).toBeGreaterThanOrEqual(2);
 });
