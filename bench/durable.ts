@@ -11,13 +11,20 @@ import { DurableStore } from 'nest-durable/persistence/durable.store';
 import { BenchFlows, BUSINESS_TABLE_DDL, createBenchApp } from './app';
 import {
   StatementCounter,
+  counterDelta,
+  cpuMs,
   emit,
   gc,
+  loadAverage,
   measure,
   readConfig,
   round,
   runConcurrently,
   percentile,
+  pressure,
+  pressureBetween,
+  serverCounters,
+  sinceCheckpointS,
   sleep,
   startProfile,
   stopProfile,
@@ -249,14 +256,24 @@ async function recoveryResume(): Promise<void> {
   const watch = await watcher();
   const ended = await finishes(watch);
   const vacuums = await autovacuums(watch);
+  const sinceCheckpoint = await sinceCheckpointS(watch);
+  const serverBefore = await serverCounters(watch);
+  const loadBefore = loadAverage();
+  const stalls = pressure();
+  const cpu = process.cpuUsage();
   await startProfile();
   counter.start();
   const app = await boot({ executorId: config.executorId });
   const booted = Date.now();
   const doneAt = await ended.until(config.runs, 120_000);
   const counted = counter.stop();
+  const clientCpuMs = cpuMs(cpu);
   await stopProfile();
+  const loadAfter = loadAverage();
+  const stalled = pressureBetween(stalls, pressure());
+  const server = counterDelta(serverBefore, await serverCounters(watch));
   const autovacuumsDuring = (await autovacuums(watch)) - vacuums;
+  const claims = counted.byLabel['UPDATE durable.runs (claim)'] ?? 0;
   const { rows } = await watch.query(
     `SELECT count(*)::int AS n,
             count(*) FILTER (WHERE output = to_jsonb(substr(id, 7)::int + 3))::int AS correct,
@@ -279,6 +296,21 @@ async function recoveryResume(): Promise<void> {
     progress_s: ended.progress(initStart, config.runs),
     // Autovacuum/autoanalyze passes on the runs and steps tables while recovering.
     autovacuums_during: autovacuumsDuring,
+    // What the time depends on besides the library: the machine's load (1-minute average, /proc/loadavg)
+    // before and after, this process's CPU, the claims (how many runs each brought back), and the
+    // server's work meanwhile: WAL volume, full-page images (many right after a checkpoint), WAL fsyncs,
+    // checkpoints, commits; and how long before the restart the last checkpoint began.
+    load_before: loadBefore,
+    load_after: loadAfter,
+    // Share of the time some task of the machine waited for a CPU / for I/O (Linux PSI).
+    ...stalled,
+    client_cpu_pct: round((clientCpuMs / (doneAt - initStart)) * 100, 0),
+    client_cpu_ms_per_run: round(clientCpuMs / config.runs, 3),
+    claims,
+    runs_per_claim: claims > 0 ? round(config.runs / claims, 1) : undefined,
+    since_checkpoint_s: sinceCheckpoint,
+    server,
+    wal_bytes_per_run: server.wal_bytes ? round(server.wal_bytes / config.runs, 0) : undefined,
     correct_outputs: rows[0].correct,
     step_rows: c1.rows[0].n,
     pool: config.poolSize,

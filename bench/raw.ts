@@ -12,12 +12,17 @@ import { durableTablesSql } from 'nest-durable/persistence/migrations';
 import {
   BenchConfig,
   StatementCounter,
+  counterDelta,
   cpuMs,
   emit,
   gc,
+  loadAverage,
   measure,
   readConfig,
+  pressure,
+  pressureBetween,
   runConcurrently,
+  serverCounters,
   suiteOf,
   warmRound,
 } from './support';
@@ -133,6 +138,10 @@ async function recovery(pool: pg.Pool): Promise<void> {
     WHERE r.id = due.id RETURNING r.id, r.input, r.epoch`;
   const LOAD = `SELECT key, name, kind, status, output, error, attempts, started_at, finished_at
     FROM durable.steps WHERE run_id = $1 ORDER BY started_at, seq`;
+  const stats = await pool.connect();
+  const serverBefore = await serverCounters(stats);
+  const loadBefore = loadAverage();
+  const stalls = pressure();
   counter.start();
   const cpu = process.cpuUsage();
   const started = Date.now();
@@ -156,6 +165,11 @@ async function recovery(pool: pg.Pool): Promise<void> {
   );
   const seconds = (Date.now() - started) / 1000;
   const counted = counter.stop();
+  const clientCpuMs = cpuMs(cpu);
+  const loadAfter = loadAverage();
+  const stalled = pressureBetween(stalls, pressure());
+  const server = counterDelta(serverBefore, await serverCounters(stats));
+  stats.release();
   emit({
     workload: 'recovery',
     system: 'raw-pg',
@@ -164,7 +178,13 @@ async function recovery(pool: pg.Pool): Promise<void> {
     runs: done,
     seconds: Number(seconds.toFixed(3)),
     runs_per_s: Number((done / seconds).toFixed(1)),
-    client_cpu_pct: Math.round((cpuMs(cpu) / (seconds * 1000)) * 100),
+    client_cpu_pct: Math.round((clientCpuMs / (seconds * 1000)) * 100),
+    client_cpu_ms_per_run: Number((clientCpuMs / done).toFixed(3)),
+    load_before: loadBefore,
+    load_after: loadAfter,
+    ...stalled,
+    server,
+    wal_bytes_per_run: server.wal_bytes ? Math.round(server.wal_bytes / done) : undefined,
     pool: config.poolSize,
     statements_per_run: Number((counted.total / done).toFixed(2)),
     statements: counted.byLabel,

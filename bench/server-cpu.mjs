@@ -11,7 +11,13 @@ function stat(pid) {
     const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) }; // utime + stime
+    // utime + stime, and cutime + cstime: the time of children that have exited and been reaped (for
+    // the postmaster: backends that ended, e.g. when a bench process closed its pool).
+    return {
+      ppid: Number(fields[1]),
+      ticks: Number(fields[11]) + Number(fields[12]),
+      reaped: Number(fields[13]) + Number(fields[14]),
+    };
   } catch {
     return undefined; // exited meanwhile, or not on this machine
   }
@@ -34,18 +40,19 @@ export function sampleServerCpu(root) {
   const ticks = new Map();
   for (const pid of pids) {
     const s = stat(pid);
-    if (s && (Number(pid) === root || s.ppid === root)) ticks.set(pid, s.ticks);
+    if (s && Number(pid) === root) ticks.set(pid, s.ticks + s.reaped);
+    else if (s && s.ppid === root) ticks.set(pid, s.ticks);
   }
   return ticks;
 }
 
 /**
- * Milliseconds of server CPU between two samples: processes that lived through both count their
- * difference, new ones all of theirs; one that exited in between is missed (its last ticks are gone).
+ * Milliseconds of server CPU between two samples: the difference of the totals. A backend that exited in
+ * between counts too: the postmaster reaps it, and its whole time moves into the postmaster's count
+ * (cutime + cstime), which replaces the part sampled before.
  */
 export function serverCpuMsBetween(before, after) {
   if (!before || !after) return NaN;
-  let ticks = 0;
-  for (const [pid, now] of after) ticks += now - (before.get(pid) ?? 0);
-  return (ticks * 1000) / TICKS_PER_SECOND;
+  const total = (sample) => [...sample.values()].reduce((a, b) => a + b, 0);
+  return ((total(after) - total(before)) * 1000) / TICKS_PER_SECOND;
 }

@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import { Session } from 'node:inspector';
+import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
@@ -131,6 +132,12 @@ export function labelOf(sql: string): string {
   if (/^WITH inserted AS \( INSERT INTO/i.test(s))
     return `INSERT ${table(/INSERT INTO (\S+)/i)} (pending+notify)`;
   if (/^WITH finished AS/i.test(s)) return `UPDATE ${table(/UPDATE (\S+)/i)} (finish+notify)`;
+  // The claim (WITH due AS (... FOR UPDATE SKIP LOCKED) UPDATE runs ... epoch + 1) and the first
+  // checkpoint of an execution that recovered a run (WITH owner AS (UPDATE runs SET stalls = 0) INSERT).
+  if (/^WITH /i.test(s) && /epoch = r\.epoch \+ 1/i.test(s))
+    return `UPDATE ${table(/\) UPDATE (\S+)/i)} (claim)`;
+  if (/^WITH owner AS \(UPDATE \S+ SET stalls = 0/i.test(s))
+    return `INSERT ${table(/INSERT INTO (\S+)/i)} (+stalls reset)`;
   if (/^WITH /i.test(s)) return `WITH ... ${table(/(?:UPDATE|INSERT INTO|DELETE FROM) (\S+)/i)}`;
   if (/^INSERT INTO (\S+)/i.test(s)) return `INSERT ${table(/^INSERT INTO (\S+)/i)}`;
   if (/^UPDATE (\S+)/i.test(s)) {
@@ -202,6 +209,93 @@ export function gc(): void {
     g();
     g();
   }
+}
+
+/**
+ * Counters of the server over a measured phase (one database cluster, so the other databases' activity
+ * is in them too; the bench runs one measuring process at a time): WAL volume and full-page images
+ * (pg_stat_wal), WAL fsyncs (pg_stat_io, PostgreSQL 16+), checkpoints (pg_stat_checkpointer, 17+, else
+ * pg_stat_bgwriter), and this database's commits.
+ */
+export async function serverCounters(client: pg.Client): Promise<Record<string, number>> {
+  const one = async (sql: string): Promise<Record<string, number>> => {
+    try {
+      const { rows } = await client.query(sql);
+      return Object.fromEntries(Object.entries(rows[0] ?? {}).map(([k, v]) => [k, Number(v)]));
+    } catch {
+      return {};
+    }
+  };
+  await one('SELECT pg_stat_force_next_flush()');
+  return {
+    ...(await one('SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal')),
+    ...(await one(`SELECT sum(fsyncs) AS wal_fsyncs FROM pg_stat_io WHERE object = 'wal'`)),
+    ...(await one('SELECT num_timed + num_requested AS checkpoints FROM pg_stat_checkpointer')),
+    ...(await one('SELECT xact_commit AS commits FROM pg_stat_database WHERE datname = current_database()')),
+  };
+}
+
+/** Seconds since the server's last checkpoint began (a timed one follows checkpoint_timeout later). */
+export async function sinceCheckpointS(client: pg.Client): Promise<number | undefined> {
+  try {
+    const { rows } = await client.query(
+      `SELECT round(extract(epoch FROM now() - (pg_control_checkpoint()).checkpoint_time), 1) AS s`,
+    );
+    return Number(rows[0].s);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `after - before` of each counter present in both. */
+export function counterDelta(
+  before: Record<string, number>,
+  after: Record<string, number>,
+): Record<string, number> {
+  return Object.fromEntries(
+    Object.keys(after)
+      .filter((k) => Number.isFinite(before[k]) && Number.isFinite(after[k]))
+      .map((k) => [k, after[k] - before[k]]),
+  );
+}
+
+/** The 1-minute load average of the machine (Linux /proc/loadavg; os.loadavg() elsewhere). */
+export function loadAverage(): number {
+  try {
+    return Number(fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+  } catch {
+    return round(os.loadavg()[0], 2);
+  }
+}
+
+/**
+ * Pressure stall totals of the machine (Linux PSI, /proc/pressure/{cpu,io}: microseconds during which
+ * some task waited for a CPU, or for I/O), and the time they were read; {} where PSI is absent.
+ */
+export function pressure(): { at?: number; cpu_us?: number; io_us?: number } {
+  const some = (what: string) => {
+    try {
+      const line = fs.readFileSync(`/proc/pressure/${what}`, 'utf8').split('\n')[0];
+      return Number(line.match(/total=(\d+)/)?.[1]);
+    } catch {
+      return undefined;
+    }
+  };
+  return { at: performance.now(), cpu_us: some('cpu'), io_us: some('io') };
+}
+
+/** Share of the time between two pressure() readings during which some task waited for a CPU / for I/O (%). */
+export function pressureBetween(
+  before: ReturnType<typeof pressure>,
+  after: ReturnType<typeof pressure>,
+): { cpu_pressure_pct?: number; io_pressure_pct?: number } {
+  const ms = (after.at ?? 0) - (before.at ?? 0);
+  const pct = (a?: number, b?: number) =>
+    a !== undefined && b !== undefined && ms > 0 ? round(((b - a) / 1000 / ms) * 100, 0) : undefined;
+  return {
+    cpu_pressure_pct: pct(before.cpu_us, after.cpu_us),
+    io_pressure_pct: pct(before.io_us, after.io_us),
+  };
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

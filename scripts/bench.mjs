@@ -8,7 +8,7 @@
 //   npm run bench -- --quick         small sizes, a smoke check: the numbers are not meaningful
 //   npm run bench -- --profile       also writes V8 CPU profiles of each measured phase (every system)
 //                                    to .data/bench-profiles/ and prints their top self-time functions
-//   npm run bench -- --only=latency,throughput,transactional,tracing,client,statements,scale,claim,recovery,sleeping
+//   npm run bench -- --only=latency,throughput,transactional,tracing,client,statements,scale,claim,recovery,notify,sleeping
 //   npm run bench -- --systems=raw-pg,durable,durable-async,dbos,raw-pg-prepared   (default: all but the
 //                                    prepared baseline; raw-pg is always measured: ratios are against it)
 //   npm run bench -- --verbose       pass the children's stderr through
@@ -148,6 +148,15 @@ const SCALE_WORKERS = [1, 2, 4];
  */
 const SLEEP_POLL_MS = 1000;
 
+/** The machine's 1-minute load average (2 cores shared with other work: read the numbers with it). */
+function loadAverage() {
+  try {
+    return Number(fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+  } catch {
+    return round(os.loadavg()[0], 2);
+  }
+}
+
 const started = Date.now();
 const say = (msg) => process.stderr.write(`[bench +${Math.round((Date.now() - started) / 1000)}s] ${msg}\n`);
 const children = new Set();
@@ -156,6 +165,7 @@ let pgServer;
 let postmaster;
 
 async function main() {
+  const loadAtStart = loadAverage();
   pgServer = await startPostgres({
     log: VERBOSE ? undefined : false,
     // The last -c of a setting wins: these override the throwaway cluster's fsync=off.
@@ -249,6 +259,7 @@ async function main() {
   if (want('scale')) await attempt('scale', scale);
   if (want('claim')) await attempt('claim-cost', claimCost);
   if (want('recovery')) await attempt('recovery', recovery);
+  if (want('notify')) await attempt('notify-commit', notifyCommit);
 
   if (want('sleeping')) {
     say(`sleeping: ${S.sleeping} runs in Durable.sleep(~${S.sleepS}s), pollIntervalMs ${SLEEP_POLL_MS}`);
@@ -283,6 +294,9 @@ async function main() {
     node: process.version,
     dbos: dbosVersion(),
     cpus: os.cpus().length,
+    // The machine's 1-minute load average (/proc/loadavg) when the bench began and when it ended.
+    load_start: loadAtStart,
+    load_end: loadAverage(),
     total_s: Math.round((Date.now() - started) / 100) / 10,
   };
   const targets = checkTargets(records);
@@ -589,7 +603,13 @@ async function recovery() {
     warmup: 0,
     poolSize: POOL,
   };
-  const raw = await withDatabase((url) => runChild('raw-pg', rawConfig, url, { profile: 'recovery' }));
+  const raw = await withDatabase(async (url) => {
+    const before = sampleServerCpu(postmaster);
+    const records = await runChild('raw-pg', rawConfig, url, { profile: 'recovery' });
+    const serverMs = serverCpuMsBetween(before, sampleServerCpu(postmaster));
+    for (const r of records) r.server_cpu_ms_per_run = round(serverMs / r.runs, 3);
+    return records;
+  });
   return withDatabase(async (url) => {
     say(`recovery: starting ${runs} runs that block in step 2, then SIGKILL`);
     const crashConfig = {
@@ -625,9 +645,93 @@ async function recovery() {
       poolSize: POOL,
       executorId,
     };
+    const before = sampleServerCpu(postmaster);
     const out = await runChild('durable', resumeConfig, url, { profile: 'recovery' });
-    for (const r of out) r.interrupted_running = ready.running;
+    // The server's CPU from the restart until every run ended (and the child's exit), per run.
+    const serverMs = serverCpuMsBetween(before, sampleServerCpu(postmaster));
+    for (const r of out) {
+      r.interrupted_running = ready.running;
+      r.setup_s = ready.setup_s;
+      r.server_cpu_ms_per_run = round(serverMs / r.runs, 3);
+      const base = raw.find((x) => x.workload === 'recovery');
+      // A time: lower is better (as for latency).
+      if (base?.seconds) r.ratio_to_raw = round(r.seconds / base.seconds, 2);
+    }
     return [...raw, ...out];
+  });
+}
+
+/**
+ * What a NOTIFY in a committing transaction costs on this server, without the library: 32 connections
+ * each committing one-row INSERTs for a fixed time, (a) plain, (b) with pg_notify in the same statement
+ * (as the library's finish sends its 'done' notification), (c) the plain INSERT followed by pg_notify in
+ * a transaction of its own with synchronous_commit off. PostgreSQL holds a cluster-wide lock from a
+ * notifying transaction's pre-commit until its commit has been flushed (the notification queue must be
+ * in commit order), so with fsync on, notifying commits cannot share a WAL flush: they serialize.
+ */
+async function notifyCommit() {
+  const seconds = QUICK ? 1 : 2;
+  say(
+    `notify-commit: ${CONCURRENCY} connections committing INSERTs, with and without NOTIFY, ${seconds} s each x 2`,
+  );
+  return withDatabase(async (url) => {
+    const pool = new pg.Pool({ connectionString: url, max: CONCURRENCY });
+    try {
+      await pool.query(
+        'CREATE TABLE bench_notify (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v int)',
+      );
+      const modes = {
+        plain: ['INSERT INTO bench_notify (v) VALUES ($1)'],
+        'notify-in-commit': [
+          `WITH i AS (INSERT INTO bench_notify (v) VALUES ($1) RETURNING id)
+           SELECT pg_notify('bench_notify', 'done:' || id) FROM i`,
+        ],
+        'notify-after-async': [
+          'INSERT INTO bench_notify (v) VALUES ($1)',
+          `SELECT set_config('synchronous_commit', 'off', true), pg_notify('bench_notify', 'done:' || $1::text)`,
+        ],
+      };
+      // Every connection opened, and the table's first pages written, before anything is timed.
+      await Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => pool.query(modes.plain[0], [i])));
+      const results = new Map();
+      for (let pass = 0; pass < 2; pass++) {
+        for (const [mode, statements] of Object.entries(modes)) {
+          const before = sampleServerCpu(postmaster);
+          const t0 = performance.now();
+          const until = t0 + seconds * 1000;
+          let ops = 0;
+          await Promise.all(
+            Array.from({ length: CONCURRENCY }, async () => {
+              while (performance.now() < until) {
+                for (const sql of statements) await pool.query(sql, [ops]);
+                ops++;
+              }
+            }),
+          );
+          const wall = (performance.now() - t0) / 1000;
+          const r = results.get(mode) ?? { ops: 0, wall: 0, serverMs: 0, byRound: [] };
+          r.ops += ops;
+          r.wall += wall;
+          r.serverMs += serverCpuMsBetween(before, sampleServerCpu(postmaster));
+          r.byRound.push(round(ops / wall, 0));
+          results.set(mode, r);
+        }
+      }
+      const plain = results.get('plain');
+      return [...results].map(([mode, r]) => ({
+        workload: 'notify-commit',
+        system: 'postgres',
+        mode,
+        concurrency: CONCURRENCY,
+        ops: r.ops,
+        ops_per_s: round(r.ops / r.wall, 0),
+        ops_per_s_by_round: r.byRound,
+        ratio_to_plain: round(r.ops / r.wall / (plain.ops / plain.wall), 2),
+        server_cpu_ms_per_op: round(r.serverMs / r.ops, 3),
+      }));
+    } finally {
+      await pool.end();
+    }
   });
 }
 
@@ -784,6 +888,9 @@ function printTables(env, records, targets) {
   lines.push(
     `connection, beside the pool); concurrency ${CONCURRENCY}; node ${env.node}, ${env.cpus} CPUs; DBOS Transact ${env.dbos ?? '?'}.`,
   );
+  lines.push(
+    `Load average (1 min) of the machine: ${env.load_start} at the start, ${env.load_end} at the end.`,
+  );
   if (env.quick) lines.push('--quick: small sizes, a smoke check only: the numbers are not meaningful.');
   lines.push('');
 
@@ -803,66 +910,68 @@ function printTables(env, records, targets) {
             : '>= 0.8'
           : '';
   const first = (key) => systems.map((s) => get(s, key)).find(Boolean);
-  lines.push(
-    table(
-      [
-        'workload',
-        'K',
-        'C',
-        'runs (raw)',
-        ...systems.map((s) => `${s}${s === 'raw-pg' ? '' : ' (ratio)'}`),
-        'durable ratio by round',
-        `p99 ms ${systems.join('|')}`,
-        'stmts/run d|raw',
-        `client CPU % ${systems.join('|')}`,
-        `server CPU ms/run ${systems.join('|')}`,
-        'target',
-      ],
-      keys.map((key) => {
-        const r = first(key);
-        const d = get('durable', key);
-        const w = get('raw-pg', key);
-        return [
-          r.workload === 'latency'
-            ? 'latency (median)'
-            : r.workload === 'client-latency'
-              ? 'client start->result (mean)'
-              : r.workload,
-          r.steps,
-          r.concurrency,
-          get('raw-pg', key)?.runs ?? r.runs,
-          ...systems.map((s) => (s === 'raw-pg' ? value(get(s, key)) : withRatio(get(s, key)))),
-          d?.ratio_by_round?.join(' ') ?? '-',
-          systems.map((s) => get(s, key)?.p99_ms ?? '-').join(' | '),
-          `${d?.statements_per_run ?? '-'} | ${w?.statements_per_run ?? '-'}`,
-          systems.map((s) => get(s, key)?.client_cpu_pct ?? '-').join(' | '),
-          systems.map((s) => get(s, key)?.server_cpu_ms_per_run ?? '-').join(' | '),
-          target(r),
-        ];
-      }),
-    ),
-  );
-  lines.push(
-    '  ratio: to raw-pg (runs/s over raw runs/s; latency: median time over raw median time); client start->result:',
-  );
-  lines.push('  mean time, ratio to dbos. ms/run under load is the mean time of one run.');
-  lines.push(
-    '  raw-pg: plain parameterized queries, one autocommit statement per write, as hand-written code sends them (the targets are',
-  );
-  lines.push(
-    '  against it). durable-async: the library with asyncCheckpoints on. dbos: DBOS Transact, steps via DBOS.runStep.',
-  );
-  lines.push(
-    `  ratio by round: the runs are measured in ${ROUNDS} rounds alternating between the systems (all processes up, the idle ones`,
-  );
-  lines.push(
-    '  waiting, each warming its pool before its round); their spread shows the noise of the machine.',
-  );
-  lines.push('  client CPU: CPU time of the bench process / wall time (100% = one core busy).');
-  lines.push(
-    "  server CPU: CPU time of the bench server's processes while that system measured, per run (Linux /proc).",
-  );
-  lines.push('');
+  if (keys.length > 0) {
+    lines.push(
+      table(
+        [
+          'workload',
+          'K',
+          'C',
+          'runs (raw)',
+          ...systems.map((s) => `${s}${s === 'raw-pg' ? '' : ' (ratio)'}`),
+          'durable ratio by round',
+          `p99 ms ${systems.join('|')}`,
+          'stmts/run d|raw',
+          `client CPU % ${systems.join('|')}`,
+          `server CPU ms/run ${systems.join('|')}`,
+          'target',
+        ],
+        keys.map((key) => {
+          const r = first(key);
+          const d = get('durable', key);
+          const w = get('raw-pg', key);
+          return [
+            r.workload === 'latency'
+              ? 'latency (median)'
+              : r.workload === 'client-latency'
+                ? 'client start->result (mean)'
+                : r.workload,
+            r.steps,
+            r.concurrency,
+            get('raw-pg', key)?.runs ?? r.runs,
+            ...systems.map((s) => (s === 'raw-pg' ? value(get(s, key)) : withRatio(get(s, key)))),
+            d?.ratio_by_round?.join(' ') ?? '-',
+            systems.map((s) => get(s, key)?.p99_ms ?? '-').join(' | '),
+            `${d?.statements_per_run ?? '-'} | ${w?.statements_per_run ?? '-'}`,
+            systems.map((s) => get(s, key)?.client_cpu_pct ?? '-').join(' | '),
+            systems.map((s) => get(s, key)?.server_cpu_ms_per_run ?? '-').join(' | '),
+            target(r),
+          ];
+        }),
+      ),
+    );
+    lines.push(
+      '  ratio: to raw-pg (runs/s over raw runs/s; latency: median time over raw median time); client start->result:',
+    );
+    lines.push('  mean time, ratio to dbos. ms/run under load is the mean time of one run.');
+    lines.push(
+      '  raw-pg: plain parameterized queries, one autocommit statement per write, as hand-written code sends them (the targets are',
+    );
+    lines.push(
+      '  against it). durable-async: the library with asyncCheckpoints on. dbos: DBOS Transact, steps via DBOS.runStep.',
+    );
+    lines.push(
+      `  ratio by round: the runs are measured in ${ROUNDS} rounds alternating between the systems (all processes up, the idle ones`,
+    );
+    lines.push(
+      '  waiting, each warming its pool before its round); their spread shows the noise of the machine.',
+    );
+    lines.push('  client CPU: CPU time of the bench process / wall time (100% = one core busy).');
+    lines.push(
+      "  server CPU: CPU time of the bench server's processes while that system measured, per run (Linux /proc).",
+    );
+    lines.push('');
+  }
 
   const traced = records.filter((r) => r.workload === 'tracing' && r.system === 'durable');
   if (traced.length) {
@@ -1005,14 +1114,62 @@ function printTables(env, records, targets) {
     lines.push(
       `  Each tenth of the runs had ended at ${rec.progress_s?.join(', ')} s; autovacuum/analyze passes meanwhile: ${rec.autovacuums_during}.`,
     );
+    const sv = rec.server ?? {};
+    lines.push(
+      `  ${rec.claims} claims (${rec.runs_per_claim} runs each); client CPU ${rec.client_cpu_ms_per_run} ms/run (${rec.client_cpu_pct}%), server CPU ${rec.server_cpu_ms_per_run} ms/run;`,
+    );
+    lines.push(
+      `  server meanwhile: ${sv.commits} commits, ${sv.wal_fsyncs ?? '?'} WAL fsyncs, ${round((sv.wal_bytes ?? NaN) / 1e6, 1)} MB WAL (${sv.wal_fpi} full-page images), ${sv.checkpoints} checkpoints`,
+    );
+    lines.push(
+      `  (the last one began ${rec.since_checkpoint_s} s before the restart); load average ${rec.load_before} -> ${rec.load_after}, some task`,
+    );
+    lines.push(
+      `  waiting for a CPU ${rec.cpu_pressure_pct ?? '?'}% and for I/O ${rec.io_pressure_pct ?? '?'}% of the time (PSI).`,
+    );
     if (recRaw) {
       lines.push(
         `  raw-pg, the same work by hand (claim 1, read steps, 2 INSERTs, finish; ${recRaw.concurrency} workers): ${recRaw.seconds} s,`,
       );
-      lines.push(`  ${recRaw.runs_per_s} runs/s.`);
+      const sr = recRaw.server ?? {};
+      lines.push(
+        `  ${recRaw.runs_per_s} runs/s; client CPU ${recRaw.client_cpu_ms_per_run} ms/run, server CPU ${recRaw.server_cpu_ms_per_run} ms/run; ${sr.commits} commits,`,
+      );
+      lines.push(
+        `  ${sr.wal_fsyncs ?? '?'} WAL fsyncs, ${round((sr.wal_bytes ?? NaN) / 1e6, 1)} MB WAL (${sr.wal_fpi} full-page images), ${sr.checkpoints} checkpoints; load average`,
+      );
+      lines.push(
+        `  ${recRaw.load_before} -> ${recRaw.load_after}, CPU pressure ${recRaw.cpu_pressure_pct ?? '?'}%, I/O pressure ${recRaw.io_pressure_pct ?? '?'}%.`,
+      );
     }
     lines.push('');
   }
+  const notify = records.filter((r) => r.workload === 'notify-commit');
+  if (notify.length) {
+    lines.push(
+      `Commits with NOTIFY (no library): ${CONCURRENCY} connections committing one-row INSERTs for a fixed time`,
+    );
+    lines.push(
+      table(
+        ['mode', 'ops/s', 'by round', 'ratio to plain', 'server CPU ms/op'],
+        notify.map((r) => [
+          r.mode,
+          r.ops_per_s,
+          r.ops_per_s_by_round.join(' '),
+          r.ratio_to_plain,
+          r.server_cpu_ms_per_op,
+        ]),
+      ),
+    );
+    lines.push(
+      "  notify-in-commit: pg_notify in the INSERT's statement (as the library's finish sends 'done'); notify-after-async:",
+    );
+    lines.push(
+      '  the INSERT, then pg_notify in its own transaction with synchronous_commit off (2 statements per op).',
+    );
+    lines.push('');
+  }
+
   const mem = records.find((r) => r.workload === 'sleeping-memory');
   const wake = records.find((r) => r.workload === 'sleeping-wake');
   if (mem) {
