@@ -30,7 +30,8 @@ test('100 runs through 5 rounds of terminated backends: all finish, transactiona
     runs,
     hiccups: 5,
     intervalMs: 1_000,
-    stepDelayMs: 100,
+    // Steps long enough (up to 300 ms each) that runs are in flight through every round.
+    stepDelayMs: 300,
     finishMs: 180_000,
   });
   process.stdout.write(`${summaryLine('dbhiccup', result)}\n`);

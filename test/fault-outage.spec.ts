@@ -27,7 +27,8 @@ test('8 s without the database, owner alive: no run stays running, all finish af
   const runs = 60;
   const result = await outage(database.url, {
     runs,
-    stepDelayMs: 200,
+    // Steps long enough (up to 500 ms each) that runs are in flight when the outage begins.
+    stepDelayMs: 500,
     afterMs: 1_500,
     outageMs: 8_000,
     finishMs: 180_000,

@@ -27,7 +27,8 @@ test('random SIGKILLs and a server restart: 0 lost, 0 duplicate transactional ro
   const result = await replicaChaos(server, {
     replicas: 3,
     runs,
-    stepDelayMs: 100,
+    // Steps long enough (up to 600 ms each) that runs are in flight through the whole chaos.
+    stepDelayMs: 600,
     chaosMs: 15_000,
     killEveryMs: [1_500, 3_000],
     serverRestartAtMs: 7_000,

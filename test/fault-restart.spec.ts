@@ -27,7 +27,8 @@ test('stopped mid-run twice (fast, then immediate): all runs finish, transaction
   const runs = 100;
   const result = await serverRestarts(server, {
     runs,
-    stepDelayMs: 100,
+    // Steps long enough (up to 400 ms each) that runs are in flight at both stops.
+    stepDelayMs: 400,
     stops: [
       { mode: 'fast', downMs: 2_000 },
       { mode: 'immediate', downMs: 2_000 },
