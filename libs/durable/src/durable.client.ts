@@ -36,7 +36,7 @@ import { StepStore } from './persistence/step.store';
 import { untilAnswered } from './engine/until-answered';
 import type { RunRow, StepRow } from './persistence/row-types';
 import { MessageSender } from './messaging/message.sender';
-import { resolveFlowStart, StartStore } from './queues';
+import { QueueClaim, resolveFlowStart, StartStore } from './queues';
 import { DurableSchedules } from './schedules/durable-schedules';
 import { assertValidId } from './validation';
 import { WorkflowRegistry } from './workflow.registry';
@@ -79,6 +79,7 @@ export class DurableClient {
     private readonly admin: DurableAdminStore,
     private readonly retention: RetentionService,
     private readonly steps: StepStore,
+    private readonly queues: QueueClaim,
   ) {}
 
   /**
@@ -107,7 +108,8 @@ export class DurableClient {
       traceContext: this.observer.startContext(),
     };
     const manager = opts.manager ?? this.transactions.ambientManager();
-    const flow = resolveFlowStart(name, opts);
+    // Queued runs are never executed inline: only the claim admits them, within the queue's limits.
+    const flow = resolveFlowStart(name, opts, this.queues.names, registered?.queue);
     if (flow) {
       const started = await this.starts.insert(run, flow, manager);
       if (started.workflow !== name)

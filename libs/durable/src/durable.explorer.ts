@@ -3,7 +3,7 @@ import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 import { defaultStepMetadata } from './decorators/step.decorator';
 import { WORKFLOW_NAME_SYMBOL } from './durable.constants';
-import { InvalidArgumentError } from './errors';
+import { InvalidArgumentError, InvalidOptionsError } from './errors';
 import { DurableMetadataAccessor } from './durable-metadata.accessor';
 import { messages } from './durable.messages';
 import { DurableOptionsHolder } from './durable.options';
@@ -65,12 +65,21 @@ export class DurableExplorer implements OnModuleInit {
         throw new InvalidArgumentError(messages.scheduleWithoutWorkflow(`${className}.${methodName}`));
       }
       if (workflow) {
+        if (workflow.queue !== undefined && !this.options.value.queues.some((q) => q.name === workflow.queue))
+          throw new InvalidOptionsError(
+            messages.unknownWorkflowQueue(
+              `${className}.${methodName}`,
+              workflow.queue,
+              this.options.value.queues.map((q) => q.name),
+            ),
+          );
         if (schedules) this.schedules.add(workflow.name, `${className}.${methodName}`, schedules);
         this.registry.add({
           name: workflow.name,
           version: workflow.version,
           timeoutMs: workflow.timeoutMs,
           maxRecoveryAttempts: workflow.maxRecoveryAttempts ?? this.options.value.maxRecoveryAttempts,
+          queue: workflow.queue,
           location: `${className}.${methodName}`,
           invoke: async (args) => original.apply(instance, args),
         });

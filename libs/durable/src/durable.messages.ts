@@ -146,6 +146,10 @@ export const messages = {
     `Run "${runId}" could not go on here (${message}); it was released for another attempt.`,
   resumeCompensated: (id: string) =>
     `Cannot resume run "${id}": its compensations ran (or are running), so the effects of its steps were undone and replaying them would use what no longer exists. Start a new run, or fork this one from its first step.`,
+  unknownQueue: (queue: unknown, known: string[]) =>
+    `start(): queue ${describe(queue)} is not configured: ${known.length ? `the queues are ${known.map((q) => `"${q}"`).join(', ')}` : 'no queues are configured'} (DurableModule option "queues"). Nothing was started.`,
+  unknownWorkflowQueue: (location: string, queue: string, known: string[]) =>
+    `${location} declares @Workflow({ queue: "${queue}" }), which is not configured (DurableModule option "queues" has ${known.length ? known.map((q) => `"${q}"`).join(', ') : 'none'}).`,
   signalLimit: (id: string, what: string, max: number) =>
     `Cannot send a signal to run "${id}": it already holds ${what} (limit ${max}, options maxPendingSignals / maxPendingSignalBytes). Nothing was stored.`,
 } as const;

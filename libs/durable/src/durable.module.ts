@@ -27,7 +27,7 @@ import { RunControlStore } from './persistence/run-control.store';
 import { NotificationListener } from './persistence/notification.listener';
 import { DurableMetrics, DurableTracing, QueueStats } from './telemetry';
 import { MessageSender, MessageStore } from './messaging';
-import { StartStore } from './queues';
+import { QueueClaim, StartStore } from './queues';
 import { DurableSchedules } from './schedules/durable-schedules';
 import { ScheduleRegistry } from './schedules/schedule.registry';
 import { ScheduleStore } from './schedules/schedule.store';
@@ -86,6 +86,7 @@ import { RetentionService, RetentionStore } from './retention';
     MessageStore,
     MessageSender,
     StartStore,
+    QueueClaim,
     DurableAdminStore,
     RetentionStore,
     RetentionService,

@@ -21,6 +21,7 @@ import { DURABLE_MODULE_OPTIONS } from './durable.module-definition';
 import { InvalidOptionsError } from './errors';
 import type { DurableModuleOptions, ResolvedDurableOptions } from './interfaces';
 import { assertValidSchemaName } from './persistence/schema-name';
+import { resolveQueues } from './queues/queue.options';
 import { resolveRetention } from './retention/retention.options';
 
 const KNOWN_OPTIONS = new Set<string>([
@@ -45,6 +46,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'maxHistoryBytes',
   'maxPendingSignals',
   'maxPendingSignalBytes',
+  'queues',
 ]);
 
 /** Applies defaults and validates; every problem names the option. */
@@ -83,6 +85,7 @@ export function resolveDurableOptions(options: DurableModuleOptions = {}): Resol
     maxHistoryBytes: options.maxHistoryBytes ?? DEFAULT_MAX_HISTORY_BYTES,
     maxPendingSignals: options.maxPendingSignals ?? DEFAULT_MAX_PENDING_SIGNALS,
     maxPendingSignalBytes: options.maxPendingSignalBytes ?? DEFAULT_MAX_PENDING_SIGNAL_BYTES,
+    queues: resolveQueues(options.queues),
   };
   assertValidSchemaName(resolved.schema);
   const id = resolved.executorId;

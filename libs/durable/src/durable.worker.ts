@@ -175,7 +175,8 @@ export class DurableWorker {
       this.inFlight.delete(entry);
       if (this.byRun.get(run.id) === entry) this.byRun.delete(run.id);
       if (end.kind === 'finished') this.events.emitRunEnded(run.id, end.ended);
-      if (this.moreWork) void this.poke();
+      // A queued run ending may have freed a slot of its queue: claim again at once, not at the next poll.
+      if (this.moreWork || run.queue) void this.poke();
     });
   }
 

@@ -21,6 +21,7 @@ export * from './health';
 export * from './interfaces';
 export { durableMigrations } from './persistence/migrations';
 export * from './schedules';
+export type { QueueOptions } from './queues';
 // The admin module (dashboard and API) is imported from 'nest-durable/admin'; its store and types from here.
 export { DurableAdminStore } from './admin/admin.store';
 export type * from './admin/admin.interfaces';

@@ -11,6 +11,8 @@ export interface RegisteredWorkflow {
   timeoutMs?: number;
   /** Claims without progress after which a run is set aside (the workflow's or the module's limit). */
   maxRecoveryAttempts: number;
+  /** Queue of start() when it names none (@Workflow({ queue })). */
+  queue?: string;
   /** 'ClassName.method', for messages. */
   location: string;
   /** Calls the original (unwrapped) method on its instance. */

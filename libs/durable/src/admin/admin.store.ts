@@ -231,8 +231,9 @@ export class DurableAdminStore {
           throw new RunStateError(messages.forkAfterCompensation(sourceId, fromStep, undone.rows[0].key));
       }
       const inserted = await q(
-        `INSERT INTO ${s}.runs (id, workflow, version, status, input, deadline)
-         SELECT $2, workflow, version, 'pending', input, now() + (deadline - created_at) FROM ${s}.runs WHERE id = $1
+        `INSERT INTO ${s}.runs (id, workflow, version, status, input, deadline, queue, queue_key, priority)
+         SELECT $2, workflow, version, 'pending', input, now() + (deadline - created_at), queue, queue_key, priority
+         FROM ${s}.runs WHERE id = $1
          ON CONFLICT (id) DO NOTHING RETURNING id`,
         [sourceId, newId],
       );

@@ -5,6 +5,8 @@ export interface WorkflowMetadata {
   timeoutMs?: number;
   /** Overrides the module's maxRecoveryAttempts for this workflow. */
   maxRecoveryAttempts?: number;
+  /** Default queue of start(). */
+  queue?: string;
 }
 
 /** What @Step records, normalized and validated. */

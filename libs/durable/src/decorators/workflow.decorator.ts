@@ -32,11 +32,14 @@ export function Workflow(nameOrOptions?: string | WorkflowOptions): MethodDecora
         `@Workflow "${name}": maxRecoveryAttempts must be an integer from 1 to 1000000.`,
       );
     }
+    if (options.queue !== undefined && (typeof options.queue !== 'string' || options.queue.length === 0))
+      throw new InvalidArgumentError(`@Workflow "${name}": queue must be the name of a configured queue.`);
     const metadata: WorkflowMetadata = {
       name,
       version,
       timeoutMs: toOptionalMilliseconds(options.timeout),
       maxRecoveryAttempts,
+      queue: options.queue,
     };
     return SetMetadata(WORKFLOW_METADATA, metadata)(target, propertyKey, descriptor);
   };

@@ -23,3 +23,4 @@ export * from './start-not-committed.error';
 export * from './step-timeout.error';
 export * from './workflow-failed.error';
 export * from './workflow-timeout.error';
+export * from './unknown-queue.error';

@@ -1,3 +1,4 @@
+import type { QueueOptions, ResolvedQueue } from '../queues/queue.options';
 import type { ResolvedRetention, RetentionOptions } from '../retention/retention.options';
 
 /**
@@ -82,6 +83,13 @@ export interface DurableModuleOptions {
   maxPendingSignals?: number;
   /** Bytes of unconsumed signal payloads a run may hold. Default 16 MiB. */
   maxPendingSignalBytes?: number;
+  /**
+   * Named queues with their limits (concurrency, per-key concurrency, rate), enforced in the claim
+   * across every replica; `start(..., { queue })` puts a run on one. Deployment configuration: give
+   * every replica the same queues (a replica without a queue never claims its runs).
+   * @example queues: { provider: { concurrency: 10, perKeyConcurrency: 2, rateLimit: { limit: 10, period: '1s' } } }
+   */
+  queues?: Record<string, QueueOptions>;
 }
 
 /** Options fixed when the module is defined (they choose injection tokens). */
@@ -91,6 +99,7 @@ export interface DurableModuleExtras {
 }
 
 /** Options with defaults applied and validated. */
-export type ResolvedDurableOptions = Required<Omit<DurableModuleOptions, 'retention'>> & {
+export type ResolvedDurableOptions = Required<Omit<DurableModuleOptions, 'retention' | 'queues'>> & {
   retention: ResolvedRetention | undefined;
+  queues: ResolvedQueue[];
 };

@@ -25,6 +25,19 @@ export interface StartOptions {
    * `delay`, `startAt` or `dedupKey`.
    */
   debounce?: { key: string; window: Duration };
+  /**
+   * The queue (a name from DurableModule's `queues` option) whose limits the run starts under: it is
+   * claimed only when the queue has a free slot and rate budget. An unknown name throws
+   * UnknownQueueError. Default: `@Workflow({ queue })`, else no queue.
+   */
+  queue?: string;
+  /** With `queue`: the run's key (e.g. a tenant id) for the queue's `perKeyConcurrency`. */
+  key?: string;
+  /**
+   * With `queue`: higher is claimed first within the queue (strictly; equal priorities in due order).
+   * An integer from 0 to 1000000. Default 0.
+   */
+  priority?: number;
 }
 
 /** Options of WorkflowHandle.result. */

@@ -14,4 +14,9 @@ export interface WorkflowOptions {
    * `maxRecoveryAttempts` (10).
    */
   maxRecoveryAttempts?: number;
+  /**
+   * The queue (from DurableModule's `queues` option) runs of this workflow start on when start() names
+   * none; checked at boot. Child runs started inside a workflow are not queued.
+   */
+  queue?: string;
 }

@@ -2,6 +2,8 @@ import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import type { RunStatus } from '../interfaces';
 import { AsyncCheckpoints } from '../async-checkpoints';
+import { QueueClaim } from '../queues/queue-claim';
+import { CLAIM_INDEX_PREDICATE } from './migrations/add-queues';
 import { DurableDatabase } from './durable.database';
 import type { ClaimedRun, Lease, RunHolder, RunRow, StepRow } from './row-types';
 
@@ -31,6 +33,7 @@ export class DurableStore {
   constructor(
     private readonly db: DurableDatabase,
     private readonly asyncCheckpoints: AsyncCheckpoints,
+    private readonly queues: QueueClaim,
   ) {
     this.s = db.s;
     this.channel = db.channel;
@@ -102,29 +105,38 @@ export class DurableStore {
    * replaces: every step write needs the run owned with some epoch, and a run is claimable only once
    * its last owner is fenced out. When another claim (or a cancel) got in between the snapshot and the
    * row lock, or the history is large, it is left out (`steps` undefined) and read afterwards.
+   * Queued runs waiting for a slot are admitted by the same statement within their queue's limits
+   * (queues/queue-claim.ts); the per-pair path reads only runs that need no slot (runs_claim_idx).
    */
   async claimRuns(executorId: string, served: ServedPairs, limit: number): Promise<ClaimedRun[]> {
     const { rows } = await this.db.query<ClaimedRun & { history: HistoryJson[] | null }>(
       `WITH due AS (
-         SELECT c.id, p.max_stalls FROM unnest($2::text[], $3::text[], $5::int[]) AS p(workflow, version, max_stalls)
+         SELECT c.id, p.max_stalls, c.available_at FROM unnest($2::text[], $3::text[], $5::int[]) AS p(workflow, version, max_stalls)
          CROSS JOIN LATERAL (
            SELECT id, available_at FROM ${this.s}.runs
            WHERE workflow = p.workflow AND version = p.version
-             AND (status IN ('pending','sleeping','waiting') OR (compensating AND executor IS NULL))
+             AND (${CLAIM_INDEX_PREDICATE})
              AND available_at <= now()
            ORDER BY available_at
            LIMIT $4
            FOR UPDATE SKIP LOCKED) c
          ORDER BY c.available_at
-         LIMIT $4)
+         LIMIT $4),${this.queues.sql(6)},
+       claim AS (
+         SELECT id, max_stalls, queue FROM (
+           SELECT id, max_stalls, available_at, NULL::text AS queue FROM due
+           UNION ALL
+           SELECT id, max_stalls, available_at, queue FROM queue_due) both_paths
+         ORDER BY available_at
+         LIMIT $4),${this.queues.bumpSql()}
        UPDATE ${this.s}.runs r
        SET status = CASE WHEN r.status = 'cancelled' THEN 'cancelled' ELSE 'running' END,
          executor = $1, epoch = r.epoch + 1, attempts = r.attempts + 1, claimed_at = now(), updated_at = now(),
-         stalls = r.stalls + 1
-       FROM due
+         stalls = r.stalls + 1, admitted_at = CASE WHEN due.queue IS NOT NULL THEN now() ELSE r.admitted_at END
+       FROM claim AS due
        WHERE r.id = due.id
        RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.attempts, r.deadline, r.compensating, r.stalls,
-         r.trace_context,
+         r.trace_context, r.queue,
          r.stalls > due.max_stalls AS set_aside, extract(epoch FROM now()) * 1000 AS db_now,
          (SELECT x.signal_count FROM ${this.s}.runs x WHERE x.id = r.id) AS signal_count,
          CASE WHEN r.attempts > 1 AND (SELECT x.epoch FROM ${this.s}.runs x WHERE x.id = r.id) = r.epoch - 1 THEN (
@@ -137,7 +149,7 @@ export class DurableStore {
                    AND sum(COALESCE(pg_column_size(s.output), 0) + COALESCE(pg_column_size(s.error), 0)
                            + COALESCE(pg_column_size(s.undo_args), 0)) OVER () <= ${INLINE_HISTORY_BYTES} AS small
                  FROM ${this.s}.steps s WHERE s.run_id = r.id) h) END AS history`,
-      [executorId, served.workflows, served.versions, limit, served.maxStalls],
+      [executorId, served.workflows, served.versions, limit, served.maxStalls, ...this.queues.params()],
     );
     return rows.map(({ history, ...run }) => ({
       ...run,

@@ -62,6 +62,8 @@ export interface ClaimedRun {
   db_now?: number;
   /** Its history, when the claim could read it (see DurableStore.claimRuns). */
   steps?: StepRow[];
+  /** The queue it holds a slot of (null: not queued). */
+  queue?: string | null;
 }
 
 /** What a step checkpoint writes. Values are JSON text already encoded. */

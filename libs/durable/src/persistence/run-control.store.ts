@@ -160,6 +160,7 @@ export class RunControlStore {
         `WITH resumed AS (
            UPDATE ${this.db.s}.runs SET status = 'pending', error = NULL, failed_step = NULL, executor = NULL,
              compensating = false, waits_for = NULL, stalls = 0, available_at = now(), updated_at = now(),
+             admitted_at = NULL,
              deadline = CASE WHEN deadline <= now() THEN NULL ELSE deadline END
            WHERE id = ANY($1::text[]) AND status IN ('failed', 'cancelled')
            RETURNING id)

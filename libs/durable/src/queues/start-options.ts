@@ -1,20 +1,72 @@
 import { createHash } from 'node:crypto';
 import { MAX_ID_LENGTH } from '../durable.constants';
 import { toMilliseconds } from '../duration';
-import { InvalidArgumentError } from '../errors';
+import { messages } from '../durable.messages';
+import { InvalidArgumentError, UnknownQueueError } from '../errors';
 import type { StartOptions } from '../interfaces';
 import { assertValidId } from '../validation';
 
 /** The longest delay or debounce window: about 10 years. */
 const MAX_DELAY_MS = 10 * 365 * 86_400_000;
 
-/** Start options that change how a run is inserted (never executed inline at its start). */
-export type FlowStart =
-  | { kind: 'delayed'; delayMs: number | null; startAt: Date | null; dedupKey: string | null }
-  | { kind: 'debounced'; key: string; windowMs: number; offsetMs: number; idPrefix: string };
+const MAX_PRIORITY = 1_000_000;
 
-/** Validates the flow options of start(); undefined when there are none (the ordinary start path). */
-export function resolveFlowStart(workflow: string, opts: StartOptions): FlowStart | undefined {
+/** The queue a run starts on: claimed only within that queue's limits (see queue-claim.sql.ts). */
+export interface QueuePlacement {
+  name: string;
+  key: string | null;
+  priority: number;
+}
+
+/** Start options that change how a run is inserted (never executed inline at its start). */
+export type FlowStart = (
+  | { kind: 'delayed'; delayMs: number | null; startAt: Date | null; dedupKey: string | null }
+  | { kind: 'debounced'; key: string; windowMs: number; offsetMs: number; idPrefix: string }
+) & { queue: QueuePlacement | null };
+
+/**
+ * Validates the flow options of start(); undefined when there are none (the ordinary start path).
+ * `queues` are the configured queue names; `defaultQueue` is the workflow's own (@Workflow({ queue })).
+ */
+export function resolveFlowStart(
+  workflow: string,
+  opts: StartOptions,
+  queues: readonly string[] = [],
+  defaultQueue?: string,
+): FlowStart | undefined {
+  const queue = resolvePlacement(opts, queues, defaultQueue);
+  const flow = resolveTiming(workflow, opts);
+  if (flow) return { ...flow, queue };
+  return queue ? { kind: 'delayed', delayMs: null, startAt: null, dedupKey: null, queue } : undefined;
+}
+
+function resolvePlacement(
+  opts: StartOptions,
+  queues: readonly string[],
+  defaultQueue: string | undefined,
+): QueuePlacement | null {
+  const { queue, key, priority } = opts;
+  if (queue === undefined && defaultQueue === undefined) {
+    if (key !== undefined || priority !== undefined)
+      throw new InvalidArgumentError('start(): key and priority apply to a queue; give `queue` too.');
+    return null;
+  }
+  const name = queue ?? defaultQueue;
+  if (typeof name !== 'string' || !queues.includes(name))
+    throw new UnknownQueueError(messages.unknownQueue(name, [...queues]));
+  if (key !== undefined) assertValidId('queue key', key);
+  if (
+    priority !== undefined &&
+    (typeof priority !== 'number' || !Number.isInteger(priority) || priority < 0 || priority > MAX_PRIORITY)
+  )
+    throw new InvalidArgumentError(`start(): priority must be an integer from 0 to ${MAX_PRIORITY}.`);
+  return { name, key: key ?? null, priority: priority ?? 0 };
+}
+
+type Timing = DistributiveOmit<FlowStart, 'queue'>;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+function resolveTiming(workflow: string, opts: StartOptions): Timing | undefined {
   const { delay, startAt, dedupKey, debounce } = opts;
   if (debounce !== undefined) {
     if (opts.id !== undefined || delay !== undefined || startAt !== undefined || dedupKey !== undefined) {

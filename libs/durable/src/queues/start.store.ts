@@ -14,7 +14,12 @@ export interface StartedRun {
   workflow: string;
 }
 
-/** Inserts runs started with delay, startAt, dedupKey or debounce: one statement each. */
+/** The queue columns of a run (null queue: not queued). */
+function queueParams(flow: FlowStart): [string | null, string | null, number] {
+  return [flow.queue?.name ?? null, flow.queue?.key ?? null, flow.queue?.priority ?? 0];
+}
+
+/** Inserts runs started with delay, startAt, dedupKey, debounce or on a queue: one statement each. */
 @Injectable()
 export class StartStore {
   private readonly s: string;
@@ -45,8 +50,10 @@ export class StartStore {
   ): Promise<StartedRun | undefined> {
     const { rows } = await this.db.query<StartedRun>(
       `WITH inserted AS (
-         INSERT INTO ${this.s}.runs (id, workflow, version, status, input, available_at, deadline, parent_id, dedup_key)
-         SELECT $1, $2, $3, 'pending', $4::jsonb, due.at, due.at + $5::bigint * interval '1 millisecond', $6, $9
+         INSERT INTO ${this.s}.runs (id, workflow, version, status, input, available_at, deadline, parent_id, dedup_key,
+           queue, queue_key, priority)
+         SELECT $1, $2, $3, 'pending', $4::jsonb, due.at, due.at + $5::bigint * interval '1 millisecond', $6, $9,
+           $11, $12, $13
          FROM (SELECT COALESCE($8::timestamptz, now() + COALESCE($7::bigint, 0) * interval '1 millisecond') AS at) due
          ON CONFLICT DO NOTHING
          RETURNING id, workflow, CASE WHEN available_at <= now() THEN pg_notify($10, 'run')::text END AS woke)
@@ -67,6 +74,7 @@ export class StartStore {
         flow.startAt?.toISOString() ?? null,
         flow.dedupKey,
         this.db.channel,
+        ...queueParams(flow),
       ],
       manager,
     );
@@ -90,9 +98,10 @@ export class StartStore {
            'epoch'::timestamptz + ((w.n + 1) * $7::bigint + $8::bigint) * interval '1 millisecond' AS at
          FROM w),
        upserted AS (
-         INSERT INTO ${this.s}.runs AS r (id, workflow, version, status, input, available_at, deadline, parent_id)
+         INSERT INTO ${this.s}.runs AS r (id, workflow, version, status, input, available_at, deadline, parent_id,
+           queue, queue_key, priority)
          SELECT target.id, $2, $3, 'pending', $4::jsonb, target.at,
-           target.at + $5::bigint * interval '1 millisecond', $6
+           target.at + $5::bigint * interval '1 millisecond', $6, $9, $10, $11
          FROM target
          ON CONFLICT (id) DO UPDATE SET input = EXCLUDED.input, version = EXCLUDED.version, updated_at = now()
            WHERE r.status = 'pending' AND r.attempts = 0
@@ -107,6 +116,7 @@ export class StartStore {
         run.parentId ?? null,
         flow.windowMs,
         flow.offsetMs,
+        ...queueParams(flow),
       ],
       manager,
     );

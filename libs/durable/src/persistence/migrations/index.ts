@@ -2,6 +2,7 @@ import type { MigrationInterface } from 'typeorm';
 import { DEFAULT_SCHEMA } from '../../durable.constants';
 import { assertValidSchemaName } from '../schema-name';
 import { addRunEventsMigration, addRunEventsSql } from './add-run-events';
+import { addQueuesMigration, addQueuesSql } from './add-queues';
 import { addAdminIndexesMigration, addAdminIndexesSql } from './add-admin-indexes';
 import { addSendAndStartOptionsMigration, addSendAndStartOptionsSql } from './add-send-and-start-options';
 import { createDurableTablesMigration, createDurableTablesSql } from './create-durable-tables';
@@ -23,6 +24,7 @@ export function durableMigrations(options: { schema?: string } = {}): (new () =>
     addAdminIndexesMigration(schema),
     createSchedulesTableMigration(schema),
     addSendAndStartOptionsMigration(schema),
+    addQueuesMigration(schema),
   ];
 }
 
@@ -36,5 +38,6 @@ export function durableTablesSql(schema: string = DEFAULT_SCHEMA): string[] {
     ...addAdminIndexesSql(schema),
     ...createSchedulesTableSql(schema),
     ...addSendAndStartOptionsSql(schema),
+    ...addQueuesSql(schema),
   ];
 }
