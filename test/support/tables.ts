@@ -11,3 +11,8 @@ export const EFFECTS_TABLE_DDL = `CREATE TABLE public.effects (
 export const TICKS_TABLE_DDL = `CREATE TABLE public.ticks (
     id bigserial PRIMARY KEY, run_id text NOT NULL, tick timestamptz NOT NULL, executor text,
     at timestamptz NOT NULL DEFAULT clock_timestamp())`;
+
+/** public.queue_events of test/fixtures/flow-worker.ts: 'enter' and 'exit' of each execution of queuedWork's step. */
+export const QUEUE_EVENTS_TABLE_DDL = `CREATE TABLE public.queue_events (
+    id bigserial PRIMARY KEY, run_id text NOT NULL, key text NOT NULL, executor text, kind text NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp())`;
