@@ -109,7 +109,9 @@ function maxInWindow(sortedMs: number[], periodMs: number): number {
 
 describe('queues across replicas (real processes, real PostgreSQL)', () => {
   it('3 replicas, concurrency 5 and 1 per key over 20 keys, 500 runs: never more than 5 at once, nor 2 of a key', async () => {
-    await startReplicas();
+    // A long lease: a replica starved of CPU must not lose a run to a takeover here (its step would then
+    // execute twice at once, which is the lease's business, tested below, not the queue's).
+    await startReplicas({ LEASE_MS: 20_000, HEARTBEAT_MS: 2_000 });
     const RUNS = 500;
     for (let i = 0; i < RUNS; i++) {
       const key = `tenant-${i % 20}`;
@@ -119,6 +121,16 @@ describe('queues across replicas (real processes, real PostgreSQL)', () => {
 
     const { overall, perKey } = await maxInProgress();
     process.stderr.write(`[queues] at most ${overall} in progress at once, ${perKey} per key\n`);
+    if (overall > 5 || perKey > 1) {
+      const spans = await query(
+        `WITH ev AS (SELECT *, sum(CASE kind WHEN 'enter' THEN 1 ELSE -1 END) OVER (ORDER BY at, kind = 'enter', id) AS n FROM public.queue_events),
+           peak AS (SELECT at FROM ev WHERE n > 5 ORDER BY at LIMIT 1)
+         SELECT e.run_id, e.key, e.executor, e.kind, e.at, r.attempts, r.admitted_at, r.claimed_at
+         FROM public.queue_events e JOIN durable.runs r ON r.id = e.run_id, peak
+         WHERE e.at BETWEEN peak.at - interval '300 ms' AND peak.at + interval '50 ms' ORDER BY e.at`,
+      );
+      process.stderr.write(JSON.stringify(spans, null, 1) + '\n' + workers.outputs(30) + '\n');
+    }
     expect(overall).toBeLessThanOrEqual(5);
     expect(perKey).toBe(1);
     // Every run executed its step exactly once, and by more than one replica overall.
