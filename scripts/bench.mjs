@@ -127,7 +127,7 @@ const S = QUICK
       claims: 20,
     }
   : {
-      roundMs: 3000,
+      roundMs: 2000,
       latencyWarmup: 50,
       warmup: 100,
       recovery: 10_000,
