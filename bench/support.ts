@@ -326,6 +326,7 @@ export function throughputRecord(
     wall_s: round(result.wallMs / 1000),
     pool: config.poolSize,
     client_cpu_pct: round((cpu / result.wallMs) * 100, 0),
+    client_cpu_ms_per_run: round(cpu / runs),
     // Event-loop utilization of the bench process: near 1 means the Node process is the bottleneck.
     event_loop_util: round(result.elu, 2),
   };

@@ -5,6 +5,7 @@
 //   npm run bench                    full run (under 10 minutes), readable tables on stdout
 //   npm run bench -- --fsync=off     the same on a server with fsync off (default --fsync=on)
 //   npm run bench -- --json          one JSON object per line instead of the tables
+//   npm run bench -- --tables=<file> also write the readable tables to <file> (with --json: both from one run)
 //   npm run bench -- --quick         small sizes, a smoke check: the numbers are not meaningful
 //   npm run bench -- --profile       also writes V8 CPU profiles of each measured phase (every system)
 //                                    to .data/bench-profiles/ and prints their top self-time functions
@@ -37,7 +38,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(`--${name}`);
 const option = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
-const known = new Set(['json', 'quick', 'profile', 'verbose', 'only', 'systems', 'fsync', 'help']);
+const known = new Set(['json', 'tables', 'quick', 'profile', 'verbose', 'only', 'systems', 'fsync', 'help']);
 for (const a of argv) {
   const name = a.replace(/^--/, '').split('=')[0];
   if (!a.startsWith('--') || !known.has(name)) {
@@ -57,6 +58,7 @@ if (flag('help')) {
 }
 
 const JSON_OUT = flag('json');
+const TABLES = option('tables');
 const QUICK = flag('quick');
 const PROFILE = flag('profile');
 const VERBOSE = flag('verbose');
@@ -306,12 +308,16 @@ async function main() {
     ...failures,
     ...targets.map((t) => ({ workload: 'target', system: t.system ?? 'durable', ...t })),
   ].map((r) => ({ ...r, fsync: server.settings.fsync }));
+  const readable = [
+    tablesOf(environment, records, targets),
+    ...failures.map((f) => `\nFAILED: ${f.workload}\n${f.error}`),
+  ].join('\n');
   if (JSON_OUT) {
     for (const r of lines) console.log(JSON.stringify(r));
   } else {
-    printTables(environment, records, targets);
-    for (const f of failures) console.log(`\nFAILED: ${f.workload}\n${f.error}`);
+    console.log(readable);
   }
+  if (TABLES) fs.writeFileSync(TABLES, `${readable}\n`);
   if (failures.length > 0) process.exitCode = 1;
   if (PROFILE) printProfiles();
 }
@@ -874,7 +880,8 @@ function checkTargets(records) {
   return out;
 }
 
-function printTables(env, records, targets) {
+/** The readable tables of a run. */
+function tablesOf(env, records, targets) {
   const lines = [];
   const settings = Object.entries(env.settings)
     .map(([k, v]) => `${k}=${v}`)
@@ -922,7 +929,7 @@ function printTables(env, records, targets) {
           'durable ratio by round',
           `p99 ms ${systems.join('|')}`,
           'stmts/run d|raw',
-          `client CPU % ${systems.join('|')}`,
+          `client CPU ms/run ${systems.join('|')}`,
           `server CPU ms/run ${systems.join('|')}`,
           'target',
         ],
@@ -943,7 +950,7 @@ function printTables(env, records, targets) {
             d?.ratio_by_round?.join(' ') ?? '-',
             systems.map((s) => get(s, key)?.p99_ms ?? '-').join(' | '),
             `${d?.statements_per_run ?? '-'} | ${w?.statements_per_run ?? '-'}`,
-            systems.map((s) => get(s, key)?.client_cpu_pct ?? '-').join(' | '),
+            systems.map((s) => get(s, key)?.client_cpu_ms_per_run ?? '-').join(' | '),
             systems.map((s) => get(s, key)?.server_cpu_ms_per_run ?? '-').join(' | '),
             target(r),
           ];
@@ -966,7 +973,7 @@ function printTables(env, records, targets) {
     lines.push(
       '  waiting, each warming its pool before its round); their spread shows the noise of the machine.',
     );
-    lines.push('  client CPU: CPU time of the bench process / wall time (100% = one core busy).');
+    lines.push('  client CPU: CPU time of the bench process while it measured, per run.');
     lines.push(
       "  server CPU: CPU time of the bench server's processes while that system measured, per run (Linux /proc).",
     );
@@ -1205,7 +1212,7 @@ function printTables(env, records, targets) {
     ),
   );
   lines.push(`\nTotal ${env.total_s} s.`);
-  console.log(lines.join('\n'));
+  return lines.join('\n');
 }
 
 function printProfiles() {
