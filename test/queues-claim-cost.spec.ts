@@ -62,8 +62,6 @@ describe('claim cost with 100,000 queued runs across 1,000 keys', () => {
     ds = dataSourceOf(app);
     store = app.get(DurableStore);
     registry = app.get(WorkflowRegistry);
-    // The queue's row is written at bootstrap by worker processes; this one claims by hand.
-    await sql(ds, `INSERT INTO durable.queues (name) VALUES ('provider') ON CONFLICT DO NOTHING`);
     await sql(
       ds,
       `INSERT INTO durable.runs (id, workflow, version, status, input, available_at, queue, queue_key, priority)

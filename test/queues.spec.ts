@@ -13,6 +13,8 @@ import {
   UnknownQueueError,
   Workflow,
 } from 'nest-durable';
+import { DurableStore } from 'nest-durable/persistence/durable.store';
+import { WorkflowRegistry } from 'nest-durable/workflow.registry';
 import { createTestDatabase, TestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
 import { dataSourceOf, gate, Gate, sql, uniqueId, waitUntil } from './support/helpers';
@@ -191,6 +193,57 @@ describe('queues in one process', () => {
       InvalidArgumentError,
     );
     expect(await runCount()).toBe(before);
+  });
+});
+
+describe('concurrent claims', () => {
+  it('claims racing on separate connections never admit more than the limits', async () => {
+    // No worker: the test's own claims are the only ones. Ten claims at once, on ten pool connections.
+    const claimer = await createDurableApp({
+      url: database.url,
+      providers: [QueuedJobs],
+      durable: {
+        worker: false,
+        executorId: 'racing',
+        queues: { raced: { concurrency: 3, perKeyConcurrency: 1 }, defaulted: {} },
+      },
+    });
+    try {
+      const ds = dataSourceOf(claimer);
+      const store = claimer.get(DurableStore);
+      const served = claimer.get(WorkflowRegistry).served();
+      const racing = claimer.get(DurableClient);
+      for (let i = 0; i < 60; i++)
+        await racing.start('labelled', [`race-${i}`], { id: `race-${i}`, queue: 'raced', key: `k${i % 4}` });
+      const maxima = { overall: 0, perKey: 0 };
+      for (let round = 0; round < 40; round++) {
+        // A live executor row for 'racing': the other app's sweep must not take its runs over.
+        await store.heartbeat('racing');
+        await Promise.all(Array.from({ length: 10 }, () => store.claimRuns('racing', served, 5)));
+        const [held] = await sql<{ overall: number; per_key: number }>(
+          ds,
+          `SELECT count(*)::int AS overall, COALESCE(max(n), 0)::int AS per_key FROM (
+             SELECT queue_key, count(*) AS n FROM durable.runs
+             WHERE queue = 'raced' AND admitted_at IS NOT NULL AND status = 'running' GROUP BY queue_key) k`,
+        );
+        maxima.overall = Math.max(maxima.overall, held.overall);
+        maxima.perKey = Math.max(maxima.perKey, held.per_key);
+        // Finish one run held now, so the next round has a slot to race for.
+        await sql(
+          ds,
+          `UPDATE durable.runs SET status = 'succeeded', executor = NULL WHERE id = (
+             SELECT id FROM durable.runs WHERE queue = 'raced' AND status = 'running' ORDER BY admitted_at LIMIT 1)`,
+        );
+      }
+      const [done] = await sql<{ n: number }>(
+        ds,
+        `SELECT count(*)::int AS n FROM durable.runs WHERE queue = 'raced' AND status = 'succeeded'`,
+      );
+      expect(maxima).toEqual({ overall: 3, perKey: 1 });
+      expect(done.n).toBe(40);
+    } finally {
+      await claimer.close();
+    }
   });
 });
 
