@@ -3,13 +3,16 @@
  * about a second apart, while one worker process executes chaosFlow runs (six steps, two transactional).
  * Pooled connections die under in-flight steps, checkpoints, claims and the LISTEN connection. Every run
  * finishes, every transactional step's business row exists exactly once, and the worker never exits.
- * Full size: `npm run chaos dbhiccup`. And the sharpest case of it, on its own: the backend of a
- * transactional step terminated while the step's body runs, idle in its transaction.
+ * Full size: `npm run chaos dbhiccup`. And the sharpest cases of it, on their own: the backend of a
+ * transactional step terminated while the step's body runs, idle in its transaction, after its business
+ * write (which must not be lost while its checkpoint commits) or before its first statement (which must
+ * not use up the step's retries: a lost connection is the engine's to retry).
  */
 import { createTestDatabase, TestDatabase } from './support/database';
 import { expectAllFinishedOnce } from './support/fault-expect';
 import { dbHiccup, withWorkers } from './support/fault-scenarios';
-import { CHAOS_STEPS, prepareDatabase, query, summaryLine, workloadReport } from './support/fault-workload';
+import { CHAOS_STEPS, prepareDatabase, query, summaryLine } from './support/fault-workload';
+import { readFile } from 'node:fs/promises';
 import { sleep } from './support/helpers';
 
 jest.setTimeout(300_000);
@@ -38,62 +41,92 @@ test('100 runs through 5 rounds of terminated backends: all finish, transactiona
   expectAllFinishedOnce(result, runs);
 });
 
-test("a transactional step's backend terminated while its body runs: rolled back, retried, its row once", async () => {
+/**
+ * One run of `workflow` in a worker that blocks at `blockAt`: when it blocks, the backend of its step
+ * transaction (idle in it) is terminated, then the worker is let go (every later block too) until the
+ * run ends. Returns what the database holds about the run, and how often each step body ran.
+ */
+async function cutTransaction(workflow: string, blockAt: string) {
   const own = await createTestDatabase();
   const url = own.url;
+  const id = `${blockAt}-cut-1`;
   await prepareDatabase(url);
   try {
-    await withWorkers(url, async (workers, effectsFile) => {
-      const worker = await workers.start('tx-cut-1', { BLOCK_AT: 'post' });
-      worker.send('START txcut-1 chaosFlow [1]');
-      // post#1 has inserted its ledger row and waits, its connection idle in the step's transaction.
-      await worker.waitFor(/^BLOCKED txcut-1 post/, 60_000);
+    return await withWorkers(url, async (workers, effectsFile) => {
+      const worker = await workers.start('tx-cut-1', { BLOCK_AT: blockAt });
+      worker.send(`START ${id} ${workflow} [1]`);
+      await worker.waitFor(new RegExp(`^BLOCKED ${id} ${blockAt}`), 60_000);
       const [{ n }] = await query<{ n: number }>(
         url,
         `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
-       WHERE datname = current_database() AND application_name = 'tx-cut-1' AND state = 'idle in transaction'`,
+         WHERE datname = current_database() AND application_name = 'tx-cut-1' AND state = 'idle in transaction'`,
       );
-      expect(n).toBe(1);
-      // The connection's end reaches the worker while the body still runs; then every post is let go.
-      await worker.waitFor(/connection of the pool failed \(57P01/, 60_000);
+      // The connection's end reaches the worker while the body still runs; then every block is let go.
+      if (n === 1) await worker.waitFor(/connection of the pool failed \(57P01/, 60_000);
       let status = '';
       const deadline = Date.now() + 90_000;
       while (status !== 'succeeded' && status !== 'failed' && Date.now() < deadline) {
-        worker.send('RELEASE txcut-1');
+        worker.send(`RELEASE ${id}`);
         await sleep(200);
         [{ status } = { status: '' }] = await query<{ status: string }>(
           url,
-          `SELECT status FROM durable.runs WHERE id = 'txcut-1'`,
+          'SELECT status FROM durable.runs WHERE id = $1',
+          [id],
         );
       }
       const steps = await query<{ key: string; status: string }>(
         url,
-        `SELECT key, status FROM durable.steps WHERE run_id = 'txcut-1' ORDER BY seq`,
+        'SELECT key, status FROM durable.steps WHERE run_id = $1 ORDER BY seq',
+        [id],
       );
       const ledger = await query<{ step_key: string; n: number }>(
         url,
-        `SELECT step_key, count(*)::int AS n FROM public.ledger WHERE run_id = 'txcut-1' GROUP BY 1 ORDER BY 1`,
+        'SELECT step_key, count(*)::int AS n FROM public.ledger WHERE run_id = $1 GROUP BY 1 ORDER BY 1',
+        [id],
       );
-      const { txRetries } = await workloadReport(url, 'txcut', effectsFile);
-      const context = workers.outputs(20);
-      expect({
+      const executions: Record<string, number> = {};
+      for (const line of (await readFile(effectsFile, 'utf8')).split('\n')) {
+        const [runId, key] = line.split(' ');
+        if (runId === id) executions[key] = (executions[key] ?? 0) + 1;
+      }
+      return {
+        terminated: n,
         status,
         steps: steps.map((step) => `${step.key} ${step.status}`),
         ledger: Object.fromEntries(ledger.map((row) => [row.step_key, row.n])),
-        // The attempt whose connection was lost ran its body; it was rolled back and ran again.
-        txRetries,
+        executions,
         alive: worker.alive(),
-        context,
-      }).toEqual({
-        status: 'succeeded',
-        steps: CHAOS_STEPS.map((key) => `${key} succeeded`),
-        ledger: { 'post#1': 1, 'post#2': 1 },
-        txRetries: 1,
-        alive: true,
-        context,
-      });
+        context: workers.outputs(20),
+      };
     });
   } finally {
     await own.drop();
   }
+}
+
+test("a step's backend terminated after its business write: rolled back and run again, its row once", async () => {
+  const { context, ...held } = await cutTransaction('chaosFlow', 'post');
+  expect({ ...held, context }).toEqual({
+    terminated: 1,
+    status: 'succeeded',
+    steps: CHAOS_STEPS.map((key) => `${key} succeeded`),
+    ledger: { 'post#1': 1, 'post#2': 1 },
+    // The attempt whose connection was lost ran its body; it was rolled back and ran again.
+    executions: { 'work#1': 1, 'post#1': 2, 'work#2': 1, 'work#3': 1, 'post#2': 1, 'work#4': 1 },
+    alive: true,
+    context,
+  });
+});
+
+test("a step's backend terminated before its body's first statement: retried though it has one attempt", async () => {
+  const { context, ...held } = await cutTransaction('txOnceFlow', 'postOnce');
+  expect({ ...held, context }).toEqual({
+    terminated: 1,
+    status: 'succeeded',
+    steps: ['work#1 succeeded', 'postOnce#1 succeeded', 'work#2 succeeded'],
+    ledger: { 'postOnce#1': 1 },
+    executions: { 'work#1': 1, 'postOnce#1': 2, 'work#2': 1 },
+    alive: true,
+    context,
+  });
 });

@@ -20,6 +20,7 @@ import {
 import type { StepKind } from '../interfaces';
 import { decodeJson, encodeJson } from '../persistence/json-codec';
 import type { StepRecord, StepRow } from '../persistence/row-types';
+import { transactionLost, transactionLostError } from '../persistence/durable.database';
 import { StepStore } from '../persistence/step.store';
 import { stepEvent } from '../events/run-outcome-events';
 import { CheckpointWriter } from './checkpoint.writer';
@@ -185,8 +186,10 @@ export class StepRunner {
       // Body, fencing check and checkpoint commit together: a lost lease rolls the business writes back.
       const bound = this.steps.transactionBound(this.options.value.leaseMs);
       let record: StepRecord | undefined;
+      let transaction: EntityManager | undefined;
       try {
         await this.transactions.run(meta.isolation, bound, async (manager) => {
+          transaction = manager;
           sealOnAbort(manager, signal);
           const body = durableScope.run(scope(manager), step.call);
           body.catch(() => undefined);
@@ -197,6 +200,9 @@ export class StepRunner {
           }
         });
       } catch (error) {
+        // The body's own statement on a transaction whose connection died fails with TypeORM's
+        // "already released" error: a lost connection all the same, retried without using the budget.
+        if (transactionLost(transaction) && !isTransient(error)) throw transactionLostError(error);
         if (!(error instanceof CheckpointRefused)) throw error;
         const succeeded = await this.checkpoints.succeededStep(execution, key);
         if (succeeded) return this.adopt(execution, succeeded);

@@ -23,6 +23,17 @@ function statementName(sql: string): string {
   return name;
 }
 
+/** Whether the connection of `manager`'s transaction died under it (TypeORM then releases its runner). */
+export function transactionLost(manager: EntityManager | undefined): boolean {
+  const runner = manager?.queryRunner;
+  return !!runner?.isReleased && runner.isTransactionActive;
+}
+
+/** The error of a statement of such a transaction: transient (SQLSTATE 08003), so it is retried. */
+export function transactionLostError(cause?: unknown): Error {
+  return Object.assign(new Error(messages.transactionConnectionLost(), { cause }), { code: '08003' });
+}
+
 export interface QueryOutcome<T> {
   rows: T[];
   rowCount: number;
@@ -80,9 +91,7 @@ export class DurableDatabase implements OnModuleInit {
     // A transaction whose connection died (TypeORM releases the runner on the client's 'error') is
     // rolled back: its statements must fail, never run on another connection in autocommit (a step's
     // checkpoint committed without the step's business writes).
-    if (runner?.isReleased && runner.isTransactionActive) {
-      throw Object.assign(new Error(messages.transactionConnectionLost()), { code: '08003' });
-    }
+    if (transactionLost(manager)) throw transactionLostError();
     // The runner's own pg connection: the same transaction, without TypeORM's per-query wrapping.
     const client = runner && !runner.isReleased ? ((await runner.connect()) as PoolClient) : this.pool;
     const result = await client.query(config);
