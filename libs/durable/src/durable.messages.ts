@@ -69,6 +69,8 @@ export const messages = {
   connectionFailed: (error: Error & { code?: unknown }) =>
     `A database connection of the pool failed (${error.code ? `${String(error.code)}: ` : ''}${error.message}); ` +
     'the pool discards it and opens another when needed.',
+  doneNotifyFailed: (count: number, error: Error) =>
+    `Could not notify of ${count} finished run(s) (${error.message}); waiters in other processes read them at their next poll.`,
   transactionConnectionLost: () =>
     'Connection terminated: the connection of this transaction was lost, so its statements cannot run ' +
     '(elsewhere they would run outside it); the transaction is retried.',

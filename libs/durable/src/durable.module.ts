@@ -20,6 +20,7 @@ import { StepRunner } from './engine/step.runner';
 import { WaitRunner } from './engine/wait.runner';
 import { WorkflowExecutor } from './engine/workflow.executor';
 import { DurableDatabase } from './persistence/durable.database';
+import { DoneNotifier } from './persistence/done-notifier';
 import { DurableStore } from './persistence/durable.store';
 import { StepStore } from './persistence/step.store';
 import { DurableClock } from './engine/durable.clock';
@@ -56,6 +57,7 @@ import { RetentionService, RetentionStore } from './retention';
     DurableDatabase,
     AsyncCheckpoints,
     DurableStore,
+    DoneNotifier,
     StepStore,
     RunControlStore,
     DurableClock,

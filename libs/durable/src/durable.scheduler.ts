@@ -13,6 +13,7 @@ import { DurableWorker } from './durable.worker';
 import { DurableEvents } from './engine/durable.events';
 import { DurableClock } from './engine/durable.clock';
 import { InvalidOptionsError } from './errors';
+import { DoneNotifier } from './persistence/done-notifier';
 import { DurableStore } from './persistence/durable.store';
 import { NotificationListener } from './persistence/notification.listener';
 import { WorkflowRegistry } from './workflow.registry';
@@ -43,6 +44,7 @@ export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicati
     private readonly transactions: TransactionContext,
     private readonly events: DurableEvents,
     private readonly clock: DurableClock,
+    private readonly done: DoneNotifier,
     @Optional() private readonly schedulerRegistry?: SchedulerRegistry,
   ) {
     if (!schedulerRegistry) {
@@ -85,6 +87,7 @@ export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicati
       if (this.schedulerRegistry!.doesExist('interval', name)) this.schedulerRegistry!.deleteInterval(name);
     }
     if (this.options.value.worker) await this.worker.stop(this.options.value.shutdownTimeoutMs);
+    await this.done.drain();
     await this.listener.stop();
   }
 

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { messages } from '../durable.messages';
 import { LeaseLostError, RunCancelledError } from '../errors';
 import { isFinished } from '../interfaces';
+import { DoneNotifier } from '../persistence/done-notifier';
 import { DurableStore, ParkOutcome, ParkRequest, RunOutcomeRecord } from '../persistence/durable.store';
 import type { StepRecord, StepRow } from '../persistence/row-types';
 import { StepStore } from '../persistence/step.store';
@@ -23,6 +24,7 @@ export class CheckpointWriter implements Parker {
   constructor(
     private readonly store: DurableStore,
     private readonly steps: StepStore,
+    private readonly done: DoneNotifier,
   ) {}
 
   /**
@@ -65,10 +67,17 @@ export class CheckpointWriter implements Parker {
   }
 
   /**
-   * Ends the run. Retried until the database answers, whatever happened to the execution (a deadline
-   * halts it, and the run must still fail). Returns false when the run is no longer ours.
+   * Ends the run, then notifies listeners elsewhere (after the commit: see DoneNotifier). Retried until
+   * the database answers, whatever happened to the execution (a deadline halts it, and the run must
+   * still fail). Returns false when the run is no longer ours.
    */
   async finish(execution: RunExecution, outcome: RunOutcomeRecord, lifetime: AbortSignal): Promise<boolean> {
+    const finished = await this.finishOnce(execution, outcome, lifetime);
+    if (finished) this.done.finished(execution.runId);
+    return finished;
+  }
+
+  private async finishOnce(execution: RunExecution, outcome: RunOutcomeRecord, lifetime: AbortSignal) {
     const write = () => this.store.finishRun(execution.lease, outcome);
     if (await untilAnswered(write, { signal: lifetime, onRetry: this.warn(execution, 'the finish') }))
       return true;

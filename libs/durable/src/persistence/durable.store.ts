@@ -243,7 +243,7 @@ export class DurableStore {
   }
 
   /**
-   * Ends a run we own and tells every listener. A child run also writes its outcome into the step of
+   * Ends a run we own (its listeners are told after the commit: DoneNotifier). A child run also writes its outcome into the step of
    * its parent that waits for it, and wakes the parent if it is parked on it: in this statement, so
    * exactly once. Returns false when the lease is gone (or the finish already happened: see holder()).
    */
@@ -256,7 +256,7 @@ export class DurableStore {
            executor = NULL, compensating = false, stalls = 0, waits_for = NULL, updated_at = now()
          WHERE ${FENCE}${this.asyncCheckpoints.sql(plan, this.s, 9)} RETURNING id, parent_id, parent_step),
        ${childOutcomeSql(this.s, { status: '$4', output: '$5::jsonb', error: '$6::jsonb' })}
-       SELECT pg_notify($8, 'done:' || f.id),
+       SELECT f.id,
          (SELECT count(*) FROM (SELECT pg_notify($8, 'run') FROM woken WHERE woken.due) n) AS woken
        FROM finished f`,
       this.asyncCheckpoints.params(plan, [
