@@ -56,6 +56,7 @@ describe('claim cost with 100,000 queued runs across 1,000 keys', () => {
         worker: false,
         queues: {
           provider: { concurrency: 200, perKeyConcurrency: 1, rateLimit: { limit: 1_000, period: '1s' } },
+          later: { concurrency: 10 },
         },
       },
     });
@@ -177,6 +178,20 @@ describe('claim cost with 100,000 queued runs across 1,000 keys', () => {
     );
     expect(idle.claimed).toBe(20);
     expect(busy.claimed).toBe(20);
+
+    // A second queue whose 100,000 runs are all delayed an hour: nothing of it is due.
+    await sql(
+      ds,
+      `INSERT INTO durable.runs (id, workflow, version, status, input, available_at, queue, queue_key, priority)
+       SELECT 'later-' || g, 'provision', '1', 'pending', '[]', now() + interval '1 hour' + g * interval '1 ms',
+         'later', 'tenant-' || (g % ${KEYS}), g % 3
+       FROM generate_series(1, ${QUEUED}) g`,
+    );
+    await sql(ds, `ANALYZE durable.runs`);
+    const delayed = await medianExplainMs(20);
+    process.stderr.write(
+      `[queues] with another queue of ${QUEUED} runs delayed an hour: ${delayed.execution.toFixed(2)} ms execution\n`,
+    );
 
     const all = await plan(20);
     const runScans = all.filter((n) => n['Relation Name'] === 'runs' && /Scan/.test(n['Node Type']));
