@@ -8,11 +8,11 @@
  * write (which must not be lost while its checkpoint commits) or before its first statement (which must
  * not use up the step's retries: a lost connection is the engine's to retry).
  */
+import { readFile } from 'node:fs/promises';
 import { createTestDatabase, TestDatabase } from './support/database';
 import { expectAllFinishedOnce } from './support/fault-expect';
 import { dbHiccup, withWorkers } from './support/fault-scenarios';
 import { CHAOS_STEPS, prepareDatabase, query, summaryLine } from './support/fault-workload';
-import { readFile } from 'node:fs/promises';
 import { sleep } from './support/helpers';
 
 jest.setTimeout(300_000);
