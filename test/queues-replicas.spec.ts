@@ -193,7 +193,9 @@ describe('queues across replicas (real processes, real PostgreSQL)', () => {
 
   it('kill -9 of the replica holding the only slot: the slot comes back, the run is taken over, the queue goes on', async () => {
     // A blocked step waits 4 s (BLOCK_MS) and then goes on, so the run taken over can finish.
-    await startReplicas({ BLOCK_MS: 4_000 });
+    // A lease long enough that a replica slowed down by a busy machine keeps its runs: only the kill
+    // may cause a takeover here.
+    await startReplicas({ BLOCK_MS: 4_000, LEASE_MS: 5_000, HEARTBEAT_MS: 1_000 });
     await client.start('queuedWork', ['held', -1], { id: 'held', queue: 'single' });
     const [holder] = await waitUntil(
       'the held run to enter its step',
