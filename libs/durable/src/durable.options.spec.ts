@@ -25,6 +25,7 @@ describe('resolveDurableOptions', () => {
       maxHistoryBytes: 64 * 1024 * 1024,
       maxPendingSignals: 1_000,
       maxPendingSignalBytes: 16 * 1024 * 1024,
+      queues: [],
     });
   });
 
