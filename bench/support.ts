@@ -457,6 +457,8 @@ export async function measure(
     // The other systems measured meanwhile: an idle pool has closed connections (pg's idle timeout is
     // 10 s), which the first runs of the round would pay for.
     await warm();
+    // The launcher samples the server's CPU from here to round-done: the measured runs only.
+    if (rounds > 1) emit({ event: 'round-warm', round: r });
     await startProfile(configLabel(config));
     counter.resume();
     const since = process.cpuUsage();

@@ -21,8 +21,9 @@
 // latency/throughput/transactional/client workloads the children boot and warm up, then their measured
 // rounds alternate between them (only one measures at a time, each warms its pool before its round), so
 // load from other processes on the machine hits all systems alike; the server's CPU is sampled around
-// each round. The launcher collects the children's JSON lines and prints the tables; every JSON line
-// carries "fsync". Progress goes to stderr. See bench/README.md for what each workload does.
+// each round's measured runs (after its warm-up). The launcher collects the children's JSON lines and
+// prints the tables; every JSON line carries "fsync". Progress goes to stderr. See bench/README.md for
+// what each workload does.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -512,8 +513,10 @@ async function runSideBySide(configs, systems, profile, { worker = false } = {})
           for (const system of round % 2 === 0 ? participants : [...participants].reverse()) {
             if (!ready[system]) await running[system].box.next('round-ready');
             ready[system] = false;
-            const before = sampleServerCpu(postmaster);
             running[system].child.stdin.write('go\n');
+            // Sampled after the round's warm-up (connections reopened, a few runs), as the client's CPU is.
+            await running[system].box.next('round-warm');
+            const before = sampleServerCpu(postmaster);
             await running[system].box.next('round-done');
             const key = `${keyOf(config)}|${system}`;
             serverCpu.set(
