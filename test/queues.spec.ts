@@ -14,6 +14,7 @@ import {
   Workflow,
 } from 'nest-durable';
 import { DurableStore } from 'nest-durable/persistence/durable.store';
+import { QueueStats } from 'nest-durable/telemetry';
 import { WorkflowRegistry } from 'nest-durable/workflow.registry';
 import { createTestDatabase, TestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
@@ -193,6 +194,24 @@ describe('queues in one process', () => {
       InvalidArgumentError,
     );
     expect(await runCount()).toBe(before);
+  });
+});
+
+describe('backlog of the health check and metrics', () => {
+  it('leaves out queued runs waiting for a slot (they wait by configuration)', async () => {
+    const stats = app.get(QueueStats);
+    const holder = await client.start('labelled', ['backlog-holder', true], { queue: 'solo' });
+    await started('backlog-holder');
+    for (let i = 0; i < 5; i++) await client.start('labelled', [`backlog-${i}`], { queue: 'solo' });
+    // Made due a minute ago: still not counted, the queue's one slot is taken.
+    await sql(
+      dataSourceOf(app),
+      `UPDATE durable.runs SET available_at = now() - interval '1 minute' WHERE input->>0 LIKE 'backlog-_'`,
+    );
+    const sample = await stats.sample(0);
+    expect(sample.oldestAgeSeconds).toBeLessThan(30);
+    jobs.gateOf('backlog-holder').open();
+    await holder.result({ timeout: '30s' });
   });
 });
 

@@ -4,7 +4,10 @@ import { DurableDatabase } from '../persistence/durable.database';
 
 /** The run queue at one moment, by the database clock. */
 export interface QueueSample {
-  /** Runs due now and not claimed (pending, or parked and past their wake time). */
+  /**
+   * Runs due now and not claimed (pending, or parked and past their wake time). Queued runs waiting for
+   * a slot of their queue are left out: they wait because of the queue's limits, not for a worker.
+   */
   due: number;
   /** Seconds since the oldest of them became due; 0 when none is. */
   oldestAgeSeconds: number;
@@ -38,7 +41,8 @@ export class QueueStats {
     const { rows } = await this.db.query<{ due: number; oldest_age: number | null }>(
       `SELECT count(*)::int AS due, EXTRACT(EPOCH FROM now() - min(available_at))::float8 AS oldest_age
        FROM ${this.db.s}.runs
-       WHERE (status IN ('pending','sleeping','waiting') OR (compensating AND executor IS NULL))
+       WHERE ((status IN ('pending','sleeping','waiting') AND (queue IS NULL OR admitted_at IS NOT NULL))
+              OR (compensating AND executor IS NULL))
          AND available_at <= now()`,
       [],
     );
