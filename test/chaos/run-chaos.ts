@@ -79,7 +79,8 @@ const SCENARIOS: Record<string, Scenario> = {
     const result = await replicaChaos(server, {
       replicas: 4,
       runs: 2_000,
-      stepDelayMs: 100,
+      // Steps of up to 400 ms: runs are in flight through the whole minute of kills, not done before it.
+      stepDelayMs: 400,
       chaosMs: 60_000,
       killEveryMs: [1_000, 2_000],
       serverRestartAtMs: 30_000,
