@@ -12,6 +12,8 @@ export const WORKFLOW_NAME_SYMBOL = Symbol('durable:workflow-name');
 /** Name of the periodic recovery sweep in @nestjs/schedule's SchedulerRegistry. */
 export const SWEEP_INTERVAL_NAME = 'durable:sweep';
 export const HEARTBEAT_INTERVAL_NAME = 'durable:heartbeat';
+/** Claims paced to a rate-limited queue's spacing while this process admits runs to it. */
+export const RATE_PACE_INTERVAL_NAME = 'durable:rate-pace';
 export const SCHEDULES_INTERVAL_NAME = 'durable:schedules';
 
 export const DEFAULT_SCHEMA = 'durable';

@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { TransactionContext } from './context';
-import { HEARTBEAT_INTERVAL_NAME, SWEEP_INTERVAL_NAME } from './durable.constants';
+import { HEARTBEAT_INTERVAL_NAME, RATE_PACE_INTERVAL_NAME, SWEEP_INTERVAL_NAME } from './durable.constants';
 import { DurableOptionsHolder } from './durable.options';
 import { DurableWorker } from './durable.worker';
 import { DurableEvents } from './engine/durable.events';
@@ -31,6 +31,7 @@ export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicati
   private readonly reported = new Set<string>();
   private readonly heartbeatName: string;
   private readonly sweepName: string;
+  private readonly paceName: string;
   private sweeps = 0;
   private sweeping = false;
   private started = false;
@@ -54,6 +55,7 @@ export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicati
     }
     this.heartbeatName = `${HEARTBEAT_INTERVAL_NAME}:${options.value.schema}`;
     this.sweepName = `${SWEEP_INTERVAL_NAME}:${options.value.schema}`;
+    this.paceName = `${RATE_PACE_INTERVAL_NAME}:${options.value.schema}`;
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -77,13 +79,19 @@ export class DurableScheduler implements OnApplicationBootstrap, BeforeApplicati
       this.sweepName,
       setInterval(() => void this.sweep(), pollIntervalMs),
     );
+    const paceMs = this.worker.paceMs;
+    if (paceMs !== null)
+      this.schedulerRegistry!.addInterval(
+        this.paceName,
+        setInterval(() => this.worker.pace(), paceMs),
+      );
     await this.worker.poke();
   }
 
   async beforeApplicationShutdown(): Promise<void> {
     if (!this.started) return;
     this.started = false;
-    for (const name of [this.heartbeatName, this.sweepName]) {
+    for (const name of [this.heartbeatName, this.sweepName, this.paceName]) {
       if (this.schedulerRegistry!.doesExist('interval', name)) this.schedulerRegistry!.deleteInterval(name);
     }
     if (this.options.value.worker) await this.worker.stop(this.options.value.shutdownTimeoutMs);

@@ -11,10 +11,14 @@ import { untilAnswered } from './engine/until-answered';
 import { ExecutionEnd, WorkflowExecutor } from './engine/workflow.executor';
 import { DurableStore } from './persistence/durable.store';
 import type { ClaimedRun } from './persistence/row-types';
+import { MIN_SPACING_MS, ratePacing } from './queues/queue-claim';
 import { WorkflowRegistry } from './workflow.registry';
 
 /** How long shutdown keeps trying to hand its runs back when the database does not answer. */
 const RELEASE_AT_SHUTDOWN_MS = 5_000;
+/** Paced claims go on this many ticks (at least a second) after this process last admitted a rate-limited run. */
+const PACE_TICKS = 20;
+const PACE_MIN_MS = 1_000;
 
 /**
  * Executes runs in this process within the `concurrency` bound: runs started here (inline, no claim
@@ -40,6 +44,11 @@ export class DurableWorker {
   private claimFailing = false;
   /** Set when work may be waiting (a notification came, or a claim filled every free slot). */
   private moreWork = false;
+  /** The rate-limited queues; paced claims (pace()) go on until pacedUntil (Date.now()). */
+  private readonly rateLimited: ReadonlySet<string>;
+  private pacedUntil = 0;
+  /** The pace of claims for the rate-limited queues, in ms; null when the poll is often enough. */
+  readonly paceMs: number | null;
 
   constructor(
     private readonly store: DurableStore,
@@ -49,7 +58,15 @@ export class DurableWorker {
     private readonly options: DurableOptionsHolder,
     private readonly checkpoints: CheckpointWriter,
     private readonly clock: DurableClock,
-  ) {}
+  ) {
+    const limited = options.value.queues.filter((q) => q.rateLimit !== null);
+    this.rateLimited = new Set(limited.map((q) => q.name));
+    // A rate-limited queue admits `burst` runs per window (ratePacing): claims must come that often.
+    const pace = Math.min(
+      ...limited.map((q) => Math.max(MIN_SPACING_MS, ratePacing(q.rateLimit!, q.ratePeriodMs!).windowMs)),
+    );
+    this.paceMs = pace < options.value.pollIntervalMs ? Math.ceil(pace) : null;
+  }
 
   get running(): boolean {
     return this.accepting;
@@ -86,6 +103,14 @@ export class DurableWorker {
     this.launch(run);
   }
 
+  /**
+   * Called every paceMs: claims again while this process recently admitted runs of a rate-limited queue
+   * (a backlog of it is likely), since such a queue admits only a few runs per claim (ratePacing).
+   */
+  pace(): void {
+    if (Date.now() < this.pacedUntil) void this.poke();
+  }
+
   /** Claims due runs into the free slots, repeating while claims come back full. */
   async poke(): Promise<void> {
     if (!this.accepting) return;
@@ -104,6 +129,8 @@ export class DurableWorker {
         }
         const runs = await this.store.claimRuns(this.options.value.executorId, this.registry.served(), free);
         this.claimFailing = false;
+        if (this.paceMs !== null && runs.some((run) => run.queue && this.rateLimited.has(run.queue)))
+          this.pacedUntil = Date.now() + Math.max(PACE_MIN_MS, PACE_TICKS * this.paceMs);
         for (const run of runs) this.launch(run);
         if (runs.length < free && !this.moreWork) return;
       }

@@ -7,6 +7,19 @@ import type { ResolvedQueue } from './queue.options';
 const PER_KEY_OVERFETCH = 4;
 /** Runs holding a slot of their queue: started (admitted) and not finished, parked ones included. */
 const HOLDS_SLOT = `admitted_at IS NOT NULL AND status IN ('pending','running','sleeping','waiting')`;
+/** The shortest spacing between admissions of a rate-limited queue; a higher rate admits in bursts. */
+export const MIN_SPACING_MS = 25;
+
+/**
+ * How a rate limit of `limit` runs per `periodMs` spreads its admissions: at most `burst` runs in any
+ * `windowMs` (= burst * periodMs / limit), burst being the fewest runs that keep that window at
+ * MIN_SPACING_MS or more (1 for rates up to 40/s), so a limit of 20/s admits one run every 50 ms,
+ * not 20 at once.
+ */
+export function ratePacing(limit: number, periodMs: number): { burst: number; windowMs: number } {
+  const burst = Math.min(limit, Math.max(1, Math.ceil((limit * MIN_SPACING_MS) / periodMs)));
+  return { burst, windowMs: (burst * periodMs) / limit };
+}
 
 /**
  * The queues of this deployment and their part of the claim statement (DurableStore.claimRuns). The
@@ -14,7 +27,9 @@ const HOLDS_SLOT = `admitted_at IS NOT NULL AND status IN ('pending','running','
  * statement itself, so the limits hold across replicas:
  *
  * - slots: concurrency minus the runs of the queue holding a slot, rate limit minus the runs admitted
- *   within the period before the database's now(), and the caller's batch size, the least of them;
+ *   within the period before the database's now(), the rate's burst minus the runs admitted within its
+ *   burst window (ratePacing: admissions spread evenly over the period), and the caller's batch size,
+ *   the least of them;
  * - candidates: waiting runs of served (workflow, version) pairs, due, in (priority DESC, available_at)
  *   order through runs_queue_due_idx, skipping keys at their perKeyConcurrency, at most that many of
  *   one key per batch; locked with SKIP LOCKED.
@@ -58,23 +73,30 @@ export class QueueClaim implements OnApplicationBootstrap {
       this.queues.map((q) => q.perKeyConcurrency),
       this.queues.map((q) => q.rateLimit),
       this.queues.map((q) => q.ratePeriodMs),
+      this.queues.map((q) => (q.rateLimit === null ? null : ratePacing(q.rateLimit, q.ratePeriodMs!).burst)),
+      this.queues.map((q) =>
+        q.rateLimit === null ? null : ratePacing(q.rateLimit, q.ratePeriodMs!).windowMs,
+      ),
     ];
   }
 
   /**
    * CTEs `queue_free` (name, per_key, slots) and `queue_due` (id, max_stalls, available_at, queue): the
    * queued runs this claim admits (see bumpSql() for the CTE that must follow the claim's choice). Expects the claim's `$2` workflows, `$3` versions, `$4` limit, `$5`
-   * max stalls, and the queue parameters at `$first`..`$first+4`.
+   * max stalls, and the queue parameters at `$first`..`$first+6`.
    */
   sql(first: number): string {
     const s = this.s;
-    const [names, concurrency, perKey, rate, period] = [0, 1, 2, 3, 4].map((i) => `$${first + i}`);
+    const [names, concurrency, perKey, rate, period, burst, burstWindow] = [0, 1, 2, 3, 4, 5, 6].map(
+      (i) => `$${first + i}`,
+    );
     return `
        queue_free AS MATERIALIZED (
          SELECT q.name, q.per_key,
-           LEAST($4::int, q.concurrency - active.n, q.rate_limit - recent.n) AS slots
-         FROM unnest(${names}::text[], ${concurrency}::int[], ${perKey}::int[], ${rate}::int[], ${period}::bigint[])
-           AS q(name, concurrency, per_key, rate_limit, period_ms)
+           LEAST($4::int, q.concurrency - active.n, q.rate_limit - recent.n, q.burst - spaced.n) AS slots
+         FROM unnest(${names}::text[], ${concurrency}::int[], ${perKey}::int[], ${rate}::int[], ${period}::bigint[],
+                     ${burst}::int[], ${burstWindow}::float8[])
+           AS q(name, concurrency, per_key, rate_limit, period_ms, burst, burst_window_ms)
          JOIN ${s}.queues seen ON seen.name = q.name
          JOIN LATERAL (SELECT l.claim_seq FROM ${s}.queues l WHERE l.name = q.name FOR UPDATE SKIP LOCKED) locked
            ON locked.claim_seq = seen.claim_seq
@@ -86,7 +108,13 @@ export class QueueClaim implements OnApplicationBootstrap {
              SELECT 1 FROM ${s}.runs w
              WHERE q.rate_limit IS NOT NULL AND w.queue = q.name AND w.admitted_at IS NOT NULL
                AND w.admitted_at > now() - q.period_ms * interval '1 millisecond'
-             LIMIT q.rate_limit) x) recent),
+             LIMIT q.rate_limit) x) recent
+         CROSS JOIN LATERAL (
+           SELECT count(*)::int AS n FROM (
+             SELECT 1 FROM ${s}.runs w
+             WHERE q.burst IS NOT NULL AND w.queue = q.name AND w.admitted_at IS NOT NULL
+               AND w.admitted_at > now() - q.burst_window_ms * interval '1 millisecond'
+             LIMIT q.burst) x) spaced),
        queue_due AS MATERIALIZED (
          SELECT c.id, c.max_stalls, c.available_at, c.queue
          FROM queue_free f
