@@ -14,6 +14,7 @@ import {
   Workflow,
 } from 'nest-durable';
 import { DurableStore } from 'nest-durable/persistence/durable.store';
+import { ratePacing } from 'nest-durable/queues/queue-claim';
 import { QueueStats } from 'nest-durable/telemetry';
 import { WorkflowRegistry } from 'nest-durable/workflow.registry';
 import { createTestDatabase, TestDatabase } from './support/database';
@@ -292,6 +293,16 @@ describe('the queues option is validated at boot', () => {
     ).toEqual([
       { name: 'a', concurrency: null, perKeyConcurrency: null, rateLimit: 10, ratePeriodMs: 1_000 },
     ]);
+  });
+
+  it('a rate limit is paced one run per period/limit, in bursts only above 40 runs/s', () => {
+    expect(ratePacing(20, 1_000)).toEqual({ burst: 1, windowMs: 50 });
+    expect(ratePacing(40, 1_000)).toEqual({ burst: 1, windowMs: 25 });
+    expect(ratePacing(41, 1_000).burst).toBe(2);
+    expect(ratePacing(1_000, 1_000)).toEqual({ burst: 25, windowMs: 25 });
+    expect(ratePacing(100, 60_000)).toEqual({ burst: 1, windowMs: 600 });
+    // Never more than the limit at once, even for a period shorter than the minimum spacing.
+    expect(ratePacing(3, 10)).toEqual({ burst: 3, windowMs: 10 });
   });
 
   it('an app with a bad queue option does not boot', async () => {
