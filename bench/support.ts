@@ -127,11 +127,14 @@ export function labelOf(sql: string): string {
   const s = sql.replace(/\s+/g, ' ').trim();
   const table = (re: RegExp) => s.match(re)?.[1]?.replace(/"/g, '') ?? '?';
   if (/^(BEGIN|START TRANSACTION)/i.test(s)) return 'BEGIN';
+  // The NOTIFY of finished runs, sent after their finishes committed, one statement per batch.
+  if (/^SELECT set_config\('synchronous_commit', 'off', true\),.*pg_notify/i.test(s))
+    return 'NOTIFY done (after commit)';
   if (/^COMMIT/i.test(s)) return 'COMMIT';
   if (/^ROLLBACK/i.test(s)) return 'ROLLBACK';
   if (/^WITH inserted AS \( INSERT INTO/i.test(s))
     return `INSERT ${table(/INSERT INTO (\S+)/i)} (pending+notify)`;
-  if (/^WITH finished AS/i.test(s)) return `UPDATE ${table(/UPDATE (\S+)/i)} (finish+notify)`;
+  if (/^WITH finished AS/i.test(s)) return `UPDATE ${table(/UPDATE (\S+)/i)} (finish)`;
   // The claim (WITH due AS (... FOR UPDATE SKIP LOCKED) UPDATE runs ... epoch + 1) and the first
   // checkpoint of an execution that recovered a run (WITH owner AS (UPDATE runs SET stalls = 0) INSERT).
   if (/^WITH /i.test(s) && /epoch = r\.epoch \+ 1/i.test(s))
