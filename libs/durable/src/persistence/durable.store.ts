@@ -243,9 +243,9 @@ export class DurableStore {
   }
 
   /**
-   * Ends a run we own (its listeners are told after the commit: DoneNotifier). A child run also writes its outcome into the step of
-   * its parent that waits for it, and wakes the parent if it is parked on it: in this statement, so
-   * exactly once. Returns false when the lease is gone (or the finish already happened: see holder()).
+   * Ends a run we own (its listeners are told after the commit: DoneNotifier). A child run also writes
+   * its outcome into the step of its parent that waits for it, and wakes the parent if it is parked on
+   * it: in this statement, so exactly once. Returns false when the lease is gone (or the finish already happened: see holder()).
    */
   async finishRun(lease: Lease, outcome: RunOutcomeRecord): Promise<boolean> {
     // With asyncCheckpoints: only if the run's asynchronous checkpoints are still there.

@@ -11,7 +11,7 @@ const MAX_DELAY_MS = 10 * 365 * 86_400_000;
 
 const MAX_PRIORITY = 1_000_000;
 
-/** The queue a run starts on: claimed only within that queue's limits (see queue-claim.sql.ts). */
+/** The queue a run starts on: claimed only within that queue's limits (see queue-claim.ts). */
 export interface QueuePlacement {
   name: string;
   key: string | null;
