@@ -1,10 +1,10 @@
 import { INestApplicationContext, Injectable } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
-import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { DurableClient, Step, Workflow } from 'nest-durable';
 import { DurableStore } from 'nest-durable/persistence/durable.store';
 import { WorkflowRegistry } from 'nest-durable/workflow.registry';
+import { claimStatement, explainAnalyze, inRolledBack, PlanNode, planNodes } from './support/claim-plans';
 import { createTestDatabase, TestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
 import { dataSourceOf, sql } from './support/helpers';
@@ -18,19 +18,6 @@ class Served {
   @Workflow() async served(): Promise<number> {
     return this.one();
   }
-}
-
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  'Actual Rows'?: number;
-  'Actual Loops'?: number;
-  Plans?: PlanNode[];
-}
-
-function nodes(plan: PlanNode): PlanNode[] {
-  return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
 }
 
 /**
@@ -59,56 +46,22 @@ describe('claims with a backlog this process does not serve', () => {
     await database?.drop();
   });
 
-  /** The claim statement as the library sends it, with its parameters, for EXPLAIN (LIMIT 0: claims nothing). */
-  async function claimStatement(limit: number): Promise<{ text: string; values: unknown[] }> {
-    const realQuery = Client.prototype.query;
-    let claim: { text: string; values: unknown[] } | undefined;
-    const spy = jest.spyOn(Client.prototype, 'query').mockImplementation(function (
-      this: Client,
-      ...args: unknown[]
-    ) {
-      const config = args[0] as { text?: string; values?: unknown[] };
-      if (typeof config === 'object' && /^WITH due AS/.test(config.text ?? ''))
-        claim = { text: config.text!, values: [...config.values!] };
-      return (realQuery as (...a: unknown[]) => unknown).apply(this, args);
-    } as typeof Client.prototype.query);
-    try {
-      await store.claimRuns('explain-only', registry.served(), 0);
-    } finally {
-      spy.mockRestore();
-    }
-    claim!.values[3] = limit;
-    return claim!;
-  }
-
   /** EXPLAIN ANALYZE of the claim, rolled back (it is an UPDATE). */
   async function explainClaim(limit: number): Promise<{ plan: PlanNode; ms: number }> {
-    const { text, values } = await claimStatement(limit);
-    const runner = ds.createQueryRunner();
-    try {
-      await runner.startTransaction();
-      const [row] = (await runner.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, values)) as {
-        'QUERY PLAN': { Plan: PlanNode; 'Execution Time': number }[];
-      }[];
-      const [result] = row['QUERY PLAN'];
-      return { plan: result.Plan, ms: result['Execution Time'] };
-    } finally {
-      await runner.rollbackTransaction();
-      await runner.release();
-    }
+    const statement = await claimStatement(store, registry, limit);
+    const result = await inRolledBack(ds, (runner) => explainAnalyze(runner, statement));
+    return { plan: result.Plan, ms: result['Execution Time'] };
   }
 
   async function timeClaims(rounds: number): Promise<number> {
     const times: number[] = [];
     for (let i = 0; i < rounds; i++) {
-      const runner = ds.createQueryRunner();
-      await runner.startTransaction();
-      const { text, values } = await claimStatement(20);
-      const started = performance.now();
-      await runner.query(text, values);
-      times.push(performance.now() - started);
-      await runner.rollbackTransaction();
-      await runner.release();
+      const { text, values } = await claimStatement(store, registry, 20);
+      await inRolledBack(ds, async (runner) => {
+        const started = performance.now();
+        await runner.query(text, values);
+        times.push(performance.now() - started);
+      });
     }
     return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
   }
@@ -137,7 +90,7 @@ describe('claims with a backlog this process does not serve', () => {
     );
 
     const { plan } = await explainClaim(20);
-    const all = nodes(plan);
+    const all = planNodes(plan);
     const runScans = all.filter((n) => n['Relation Name'] === 'runs' && /Scan/.test(n['Node Type']));
     // No sequential scan of runs, and the due runs are found through the claim index.
     expect(runScans.filter((n) => n['Node Type'] === 'Seq Scan')).toEqual([]);

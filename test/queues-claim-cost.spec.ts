@@ -5,11 +5,11 @@
  */
 import { INestApplicationContext, Injectable } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
-import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { Step, Workflow } from 'nest-durable';
 import { DurableStore } from 'nest-durable/persistence/durable.store';
 import { WorkflowRegistry } from 'nest-durable/workflow.registry';
+import { claimStatement, explainAnalyze, inRolledBack, PlanNode, planNodes } from './support/claim-plans';
 import { createTestDatabase, TestDatabase } from './support/database';
 import { createDurableApp } from './support/durable-app';
 import { dataSourceOf, sql } from './support/helpers';
@@ -26,15 +26,6 @@ class Provisioning {
     return this.call();
   }
 }
-
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  Plans?: PlanNode[];
-}
-
-const nodes = (plan: PlanNode): PlanNode[] => [plan, ...(plan.Plans ?? []).flatMap(nodes)];
 
 const QUEUED = 100_000;
 const KEYS = 1_000;
@@ -78,46 +69,12 @@ describe('claim cost with 100,000 queued runs across 1,000 keys', () => {
     await database?.drop();
   });
 
-  /** The claim statement as the library sends it, with its parameters (captured from a claim of 0 runs). */
-  async function claimStatement(limit: number): Promise<{ text: string; values: unknown[] }> {
-    const realQuery = Client.prototype.query;
-    let claim: { text: string; values: unknown[] } | undefined;
-    const spy = jest.spyOn(Client.prototype, 'query').mockImplementation(function (
-      this: Client,
-      ...args: unknown[]
-    ) {
-      const config = args[0] as { text?: string; values?: unknown[] };
-      if (typeof config === 'object' && /^WITH due AS/.test(config.text ?? ''))
-        claim = { text: config.text!, values: [...config.values!] };
-      return (realQuery as (...a: unknown[]) => unknown).apply(this, args);
-    } as typeof Client.prototype.query);
-    try {
-      await store.claimRuns('explain-only', registry.served(), 0);
-    } finally {
-      spy.mockRestore();
-    }
-    claim!.values[3] = limit;
-    return claim!;
-  }
-
-  /** Runs the claim in a transaction rolled back afterwards (so every round sees the same queue). */
-  async function inRolledBack<T>(fn: (runner: ReturnType<DataSource['createQueryRunner']>) => Promise<T>) {
-    const runner = ds.createQueryRunner();
-    await runner.startTransaction();
-    try {
-      return await fn(runner);
-    } finally {
-      await runner.rollbackTransaction();
-      await runner.release();
-    }
-  }
-
   async function medianClaimMs(limit: number, rounds = 7): Promise<{ ms: number; claimed: number }> {
-    const { text, values } = await claimStatement(limit);
+    const { text, values } = await claimStatement(store, registry, limit);
     const times: number[] = [];
     let claimed = 0;
     for (let i = 0; i < rounds; i++) {
-      await inRolledBack(async (runner) => {
+      await inRolledBack(ds, async (runner) => {
         const started = performance.now();
         // TypeORM answers an UPDATE ... RETURNING with [rows, affected].
         const [rows] = (await runner.query(text, values)) as [unknown[], number];
@@ -133,30 +90,21 @@ describe('claim cost with 100,000 queued runs across 1,000 keys', () => {
     limit: number,
     rounds = 7,
   ): Promise<{ execution: number; planning: number }> {
-    const { text, values } = await claimStatement(limit);
+    const statement = await claimStatement(store, registry, limit);
     const execution: number[] = [];
     const planning: number[] = [];
     for (let i = 0; i < rounds; i++) {
-      await inRolledBack(async (runner) => {
-        const [row] = (await runner.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, values)) as {
-          'QUERY PLAN': { 'Execution Time': number; 'Planning Time': number }[];
-        }[];
-        execution.push(row['QUERY PLAN'][0]['Execution Time']);
-        planning.push(row['QUERY PLAN'][0]['Planning Time']);
-      });
+      const result = await inRolledBack(ds, (runner) => explainAnalyze(runner, statement));
+      execution.push(result['Execution Time']);
+      planning.push(result['Planning Time']);
     }
     const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
     return { execution: median(execution), planning: median(planning) };
   }
 
   async function plan(limit: number): Promise<PlanNode[]> {
-    const { text, values } = await claimStatement(limit);
-    return inRolledBack(async (runner) => {
-      const [row] = (await runner.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, values)) as {
-        'QUERY PLAN': { Plan: PlanNode }[];
-      }[];
-      return nodes(row['QUERY PLAN'][0].Plan);
-    });
+    const statement = await claimStatement(store, registry, limit);
+    return planNodes((await inRolledBack(ds, (runner) => explainAnalyze(runner, statement))).Plan);
   }
 
   it('claims a batch through runs_queue_due_idx, highest priority first, one run per key', async () => {
